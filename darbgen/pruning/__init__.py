@@ -1,0 +1,9 @@
+"""Pruning: DARB and the baselines it is compared with.
+
+``prune`` and ``prune_model`` are the entry points; ``kernels`` holds the numba
+code and ``search`` the exact DARB block-size assignment.
+"""
+from .api import METHODS, SCOPES, prune, prune_model
+from .result import ModelPruneResult, PruneResult
+
+__all__ = ["METHODS", "SCOPES", "prune", "prune_model", "PruneResult", "ModelPruneResult"]
