@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up darbgen on a fresh Debian machine (Python 3.11):
+#   1. the system toolchain from Debian packages: host gcc, arm-none-eabi-gcc with
+#      newlib, qemu-system-arm (installed only when missing; needs root or sudo);
+#   2. a virtual environment (.venv, or $DARBGEN_VENV) with darbgen and its test extra.
+# darbgen is installed as a regular (non-editable) package, so the tests exercise
+# exactly what `pip install .` ships. DARBGEN_EDITABLE=1 installs it editable for
+# development. Safe to run again: it only adds what is missing.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${DARBGEN_VENV:-$repo/.venv}
+python=${PYTHON:-python3}
+extras=${DARBGEN_EXTRAS:-test}
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+debian_packages=(gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    debian_packages+=(python3-venv)
+fi
+missing=()
+if command -v dpkg >/dev/null 2>&1; then
+    for pkg in "${debian_packages[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+        say "ERROR: missing Debian packages ${missing[*]} and no root or sudo to install them"; exit 1
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+for tool in gcc arm-none-eabi-gcc qemu-system-arm; do
+    command -v "$tool" >/dev/null 2>&1 || say "WARNING: $tool not found after set-up; tests that need it will be skipped loudly"
+done
+
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating the virtual environment $venv"
+    "$python" -m venv "$venv"
+fi
+say "installing darbgen[$extras] into $venv"
+if [ "${DARBGEN_EDITABLE:-0}" = 1 ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$repo[$extras]"
+else
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "$repo[$extras]"
+fi
+say "done: $("$venv/bin/darbgen" --version) in $venv"

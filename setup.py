@@ -1,0 +1,34 @@
+"""darbgen: DARB pruning and verified C code generation for microcontrollers."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = re.search(r'__version__ = "([^"]+)"', (here / "darbgen" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="darbgen",
+    version=version,
+    description="Density-adaptive regular-block (DARB) pruning and C code generation for Cortex-M microcontrollers",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # templates/ and runtime_c/ live at the top of the repository but ship inside the
+    # package, so a plain (non-editable) `pip install .` has them: see darbgen/resources.py.
+    packages=find_packages(include=["darbgen", "darbgen.*"]) + ["darbgen.templates", "darbgen.runtime_c"],
+    package_dir={"darbgen.templates": "templates", "darbgen.runtime_c": "runtime_c"},
+    package_data={"darbgen.templates": ["*", "**/*"], "darbgen.runtime_c": ["*", "**/*"]},
+    install_requires=["numpy>=1.24", "numba>=0.59", "jinja2>=3.1"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "examples": ["scikit-learn>=1.3"],
+    },
+    entry_points={"console_scripts": ["darbgen=darbgen.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: C",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Software Development :: Embedded Systems",
+    ],
+)

@@ -1,0 +1,24 @@
+"""Shared fixtures and hypothesis settings."""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# CI runs more examples; a developer's quick run fewer.
+settings.register_profile("ci", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def spread_rows(rng, rows, cols):
+    """A weight matrix whose rows differ in scale, so densities differ (as in trained nets)."""
+    scale = np.exp(0.7 * rng.standard_normal((rows, 1)))
+    return (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
