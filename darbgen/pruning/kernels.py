@@ -120,23 +120,54 @@ def threshold_mask(w, norms, threshold, equal_quota):
 def block_max_mask(w, norms, block_sizes):
     """Block-max weight masking: row i is cut into blocks of ``block_sizes[i]``
     columns (the last may be shorter) and the most salient weight of every
-    block is kept (ties: lowest column)."""
+    block is kept (ties: lowest column).
+
+    A row of many blocks is swept offset by offset across all its full blocks,
+    so the blocks' running maxima are independent and the CPU overlaps them
+    (about 2x faster than block after block for blocks of 4 to 64); a row of a
+    few long blocks is swept block after block. The code is inline on purpose:
+    moved into helper functions it ran 2-3x slower.
+    """
     rows, cols = w.shape
     mask = np.zeros((rows, cols), np.bool_)
     for i in prange(rows):
         b = block_sizes[i]
-        start = 0
-        while start < cols:
-            stop = min(cols, start + b)
-            best = start
-            best_key = _key(w[i, start], norms[start])
-            for j in range(start + 1, stop):
-                k = _key(w[i, j], norms[j])
-                if k > best_key:
-                    best_key = k
-                    best = j
-            mask[i, best] = True
-            start = stop
+        nb = (cols + b - 1) // b
+        full = cols // b
+        if full >= 8:
+            best_key = np.empty(nb, np.uint32)
+            best_off = np.zeros(nb, np.int64)
+            for k in range(nb):
+                best_key[k] = _key(w[i, k * b], norms[k * b])
+            for o in range(1, b):
+                for k in range(full):
+                    c = k * b + o
+                    key = _key(w[i, c], norms[c])
+                    gt = key > best_key[k]          # strict: ties keep the lower column
+                    best_key[k] = key if gt else best_key[k]
+                    best_off[k] = o if gt else best_off[k]
+            if full < nb:                            # the short last block
+                start = full * b
+                for c in range(start + 1, cols):
+                    key = _key(w[i, c], norms[c])
+                    if key > best_key[full]:
+                        best_key[full] = key
+                        best_off[full] = c - start
+            for k in range(nb):
+                mask[i, k * b + best_off[k]] = True
+        else:
+            start = 0
+            while start < cols:
+                stop = min(cols, start + b)
+                best = start
+                best_key0 = _key(w[i, start], norms[start])
+                for j in range(start + 1, stop):
+                    key = _key(w[i, j], norms[j])
+                    if key > best_key0:
+                        best_key0 = key
+                        best = j
+                mask[i, best] = True
+                start = stop
     return mask
 
 
@@ -215,3 +246,62 @@ def expand_tiles(keep, rows, cols, tile_rows, tile_cols):
         for j in range(cols):
             mask[i, j] = keep[ti, j // tile_cols]
     return mask
+
+
+@njit(cache=True)
+def sample_keys(w, norms, count):
+    """``count`` saliency keys taken at an even stride over the matrix in
+    row-major order (deterministic), for bracketing the top-k threshold."""
+    rows, cols = w.shape
+    size = rows * cols
+    step = max(1, size // count)
+    n = (size + step - 1) // step
+    out = np.empty(n, np.uint32)
+    for t in range(n):
+        flat = t * step
+        i = flat // cols
+        j = flat - i * cols
+        out[t] = _key(w[i, j], norms[j])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def bracket_scan(w, norms, lo, hi, cap):
+    """One pass: per row, the keys above ``hi``, the count of keys in
+    ``[lo, hi]`` and the first ``cap`` of those keys in column order (a row
+    with more than ``cap`` is gathered again by :func:`bracket_gather`)."""
+    rows, cols = w.shape
+    above = np.zeros(rows, np.int64)
+    inside = np.zeros(rows, np.int64)
+    buf = np.empty((rows, cap), np.uint32)
+    lo = np.uint32(lo)
+    hi = np.uint32(hi)
+    for i in prange(rows):
+        a = 0
+        n = 0
+        for j in range(cols):
+            k = _key(w[i, j], norms[j])
+            a += k > hi
+            if k >= lo and k <= hi:
+                if n < cap:
+                    buf[i, n] = k
+                n += 1
+        above[i] = a
+        inside[i] = n
+    return above, inside, buf
+
+
+@njit(cache=True, parallel=True)
+def bracket_gather(w, norms, lo, hi, starts, out):
+    """Write the keys in ``[lo, hi]`` of row i, in column order, to
+    ``out[starts[i]:starts[i+1]]``."""
+    rows, cols = w.shape
+    lo = np.uint32(lo)
+    hi = np.uint32(hi)
+    for i in prange(rows):
+        p = starts[i]
+        for j in range(cols):
+            k = _key(w[i, j], norms[j])
+            if k >= lo and k <= hi:
+                out[p] = k
+                p += 1
