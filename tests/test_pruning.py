@@ -306,3 +306,18 @@ def test_bracket_path_is_used_on_large_matrices(monkeypatch, rng):
     w = spread_rows(rng, 512, 512)
     darbgen.prune(w, 16)
     assert not calls, "a plain random matrix should never need the radix fallback"
+
+
+@given(w=matrices(), ratio=st.floats(1.01, 64))
+def test_vectorised_numpy_path_matches(w, ratio):
+    """darb_numpy (the benchmark's NumPy baseline) gives the same answer as the kernels."""
+    from darbgen.pruning.vectorized import darb_numpy
+    try:
+        want = darbgen.prune(w, ratio)
+    except DarbgenError:
+        with pytest.raises(DarbgenError):
+            darb_numpy(w, ratio)
+        return
+    mask, block_sizes = darb_numpy(w, ratio)
+    np.testing.assert_array_equal(mask, want.mask)
+    np.testing.assert_array_equal(block_sizes, want.block_sizes)

@@ -386,7 +386,7 @@ def _prune_group(ws, norms, names, ratio, method, options):
     for w, m, b, d, n in zip(ws, masks, block_sizes, densities, names):
         kept = int(np.count_nonzero(m))  # 0 is possible for one matrix of a global selection
         out[n] = PruneResult(mask=m, ratio=w.size / kept if kept else float("inf"), requested_ratio=requested, block_sizes=b,
-                             method=method, options=dict(resolved), densities=d, name=n)
+                             method=method, options=dict(resolved), densities=d, name=n, kept=kept)
     return out
 
 

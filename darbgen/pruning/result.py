@@ -20,6 +20,7 @@ class PruneResult:
         densities: for ``darb``, the row densities of the irregular pass it
             started from; None otherwise.
         name: the matrix's name, used in messages and reports.
+        kept: number of kept weights (counted from the mask when not given).
     """
 
     mask: np.ndarray
@@ -30,11 +31,11 @@ class PruneResult:
     options: dict = field(default_factory=dict)
     densities: np.ndarray = None
     name: str = "weights"
+    kept: int = None
 
-    @property
-    def kept(self):
-        """Number of kept weights."""
-        return int(np.count_nonzero(self.mask))
+    def __post_init__(self):
+        if self.kept is None:
+            self.kept = int(np.count_nonzero(self.mask))
 
     @property
     def shape(self):

@@ -48,10 +48,6 @@ class Assignment:
     max_ratio: float
 
 
-def _kept(cols, block_sizes):
-    return int(np.sum(-(-cols // block_sizes)))
-
-
 def assign_block_sizes(densities, cols, candidates, target, ratio, names):
     """Choose each row's block size so the total kept count is nearest ``target``.
 
@@ -77,10 +73,14 @@ def assign_block_sizes(densities, cols, candidates, target, ratio, names):
             live = np.flatnonzero(d > 0)
             with np.errstate(divide="ignore"):
                 logd = np.log(d[live])
-            times = mids[None, :] + logd[:, None]          # (live rows, steps)
+            # Rows in density order and events step by step: the events come out as
+            # len(cand) - 1 already sorted runs, which the stable sort merges quickly.
+            by_density = np.argsort(logd, kind="stable")
+            live, logd = live[by_density], logd[by_density]
+            times = mids[:, None] + logd[None, :]          # (steps, live rows)
             step_times.append(times.ravel())
-            step_rows.append(np.repeat(live + row_offset, cand.size - 1))
-            step_deltas.append(np.tile(per_block[1:] - per_block[:-1], live.size))
+            step_rows.append(np.tile(live + row_offset, cand.size - 1))
+            step_deltas.append(np.repeat(per_block[1:] - per_block[:-1], live.size))
         row_offset += rows
     start_all = np.concatenate(starts) if starts else np.zeros(0, np.int64)
     kept_start = 0

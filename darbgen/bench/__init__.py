@@ -1,0 +1,1 @@
+"""Benchmarks of darbgen's hot paths (run ``python -m darbgen.bench.prune``)."""
