@@ -65,7 +65,9 @@ def matrix_stats(weights, result, input_norms=None, value_dtypes=VALUE_DTYPES):
     ratio_for_irregular = result.requested_ratio or result.ratio
     irregular = _irregular_masks([w], [norms], ratio_for_irregular, name)[0] if ratio_for_irregular > 1 else mask
     densities = result.densities if result.densities is not None else irregular.sum(axis=1) / cols
-    saliency = np.abs(w).astype(np.float64) * norms.astype(np.float32).astype(np.float64)
+    saliency = np.abs(w).astype(np.float64)
+    if norms is not None:
+        saliency = (np.abs(w) * norms).astype(np.float64)   # float32 product, as the kernels rank it
     total_saliency = float(saliency.sum())
     kept = result.kept
     out = {

@@ -54,9 +54,9 @@ def as_weights(weights, name):
 
 
 def as_norms(input_norms, cols, name):
-    """Per-column saliency factors as float32 (all ones when not given)."""
+    """Per-column saliency factors as float32, or None (plain magnitude)."""
     if input_norms is None:
-        return np.ones(cols, np.float32)
+        return None
     norms = np.asarray(input_norms)
     if norms.ndim != 1 or norms.shape[0] != cols:
         raise DarbgenError(f"{name}: input_norms must have one value per column ({cols}), got shape {norms.shape}")

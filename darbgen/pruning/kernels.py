@@ -6,7 +6,7 @@ the tests compare the two on random and edge-case matrices.
 Conventions shared by all kernels (see docs/pruning.md):
 
 * ``w`` is a C-contiguous float32 matrix, ``norms`` a float32 vector with one
-  entry per column (all ones for plain magnitude pruning).
+  entry per column, or None for plain magnitude pruning.
 * Saliency is ``float32(|w|) * norm``, evaluated in float32. It is never NaN
   and never negative, so its IEEE bit pattern read as ``uint32`` sorts exactly
   like the float: kernels compare those keys. That makes the top-k selection a
@@ -24,9 +24,18 @@ def chunk_count():
     return get_num_threads() * 4
 
 
-@njit(inline="always")
-def _key(x, norm):
-    s = np.float32(np.float32(abs(x)) * norm)
+@njit(cache=True)
+def _saliency(w, norms, i, j):
+    """float32 saliency of w[i, j]; ``norms`` None means plain magnitude (numba
+    compiles that case separately, without the per-column load and multiply)."""
+    if norms is None:
+        return np.float32(abs(w[i, j]))
+    return np.float32(np.float32(abs(w[i, j])) * norms[j])
+
+
+@njit(cache=True)
+def _key(w, norms, i, j):
+    s = np.float32(_saliency(w, norms, i, j))
     return s.view(np.uint32)
 
 
@@ -55,7 +64,7 @@ def high_histogram(w, norms, nchunks):
     for c in prange(nchunks):
         for i in range(c * step, min(rows, (c + 1) * step)):
             for j in range(cols):
-                hist[c, _key(w[i, j], norms[j]) >> 16] += 1
+                hist[c, _key(w, norms, i, j) >> 16] += 1
     return hist.sum(axis=0)
 
 
@@ -70,7 +79,7 @@ def low_histogram(w, norms, high, nchunks):
     for c in prange(nchunks):
         for i in range(c * step, min(rows, (c + 1) * step)):
             for j in range(cols):
-                k = _key(w[i, j], norms[j])
+                k = _key(w, norms, i, j)
                 if (k >> 16) == high:
                     hist[c, k & 0xFFFF] += 1
     return hist.sum(axis=0)
@@ -87,7 +96,7 @@ def row_counts(w, norms, threshold):
         a = 0
         e = 0
         for j in range(cols):
-            k = _key(w[i, j], norms[j])
+            k = _key(w, norms, i, j)
             if k > t:
                 a += 1
             elif k == t:
@@ -107,7 +116,7 @@ def threshold_mask(w, norms, threshold, equal_quota):
     for i in prange(rows):
         quota = equal_quota[i]
         for j in range(cols):
-            k = _key(w[i, j], norms[j])
+            k = _key(w, norms, i, j)
             if k > t:
                 mask[i, j] = True
             elif k == t and quota > 0:
@@ -138,18 +147,18 @@ def block_max_mask(w, norms, block_sizes):
             best_key = np.empty(nb, np.uint32)
             best_off = np.zeros(nb, np.int64)
             for k in range(nb):
-                best_key[k] = _key(w[i, k * b], norms[k * b])
+                best_key[k] = _key(w, norms, i, k * b)
             for o in range(1, b):
                 for k in range(full):
                     c = k * b + o
-                    key = _key(w[i, c], norms[c])
+                    key = _key(w, norms, i, c)
                     gt = key > best_key[k]          # strict: ties keep the lower column
                     best_key[k] = key if gt else best_key[k]
                     best_off[k] = o if gt else best_off[k]
             if full < nb:                            # the short last block
                 start = full * b
                 for c in range(start + 1, cols):
-                    key = _key(w[i, c], norms[c])
+                    key = _key(w, norms, i, c)
                     if key > best_key[full]:
                         best_key[full] = key
                         best_off[full] = c - start
@@ -160,9 +169,9 @@ def block_max_mask(w, norms, block_sizes):
             while start < cols:
                 stop = min(cols, start + b)
                 best = start
-                best_key0 = _key(w[i, start], norms[start])
+                best_key0 = _key(w, norms, i, start)
                 for j in range(start + 1, stop):
-                    key = _key(w[i, j], norms[j])
+                    key = _key(w, norms, i, j)
                     if key > best_key0:
                         best_key0 = key
                         best = j
@@ -181,7 +190,7 @@ def _keep_top_in_segment(w, norms, i, start, stop, q, mask, keys):
             mask[i, j] = True
         return
     for j in range(n):
-        keys[j] = _key(w[i, start + j], norms[start + j])
+        keys[j] = _key(w, norms, i, start + j)
     ordered = np.sort(keys[:n])
     t = ordered[n - q]
     above = 0
@@ -231,7 +240,7 @@ def tile_scores(w, norms, tile_rows, tile_cols):
             acc = 0.0
             for i in range(r0, r1):
                 for j in range(c0, c1):
-                    s = np.float64(np.float32(abs(w[i, j])) * norms[j])
+                    s = np.float64(_saliency(w, norms, i, j))
                     acc += s * s
             scores[ti, tj] = acc
     return scores
@@ -261,7 +270,7 @@ def sample_keys(w, norms, count):
         flat = t * step
         i = flat // cols
         j = flat - i * cols
-        out[t] = _key(w[i, j], norms[j])
+        out[t] = _key(w, norms, i, j)
     return out
 
 
@@ -280,7 +289,7 @@ def bracket_scan(w, norms, lo, hi, cap):
         a = 0
         n = 0
         for j in range(cols):
-            k = _key(w[i, j], norms[j])
+            k = _key(w, norms, i, j)
             a += k > hi
             if k >= lo and k <= hi:
                 if n < cap:
@@ -301,7 +310,7 @@ def bracket_gather(w, norms, lo, hi, starts, out):
     for i in prange(rows):
         p = starts[i]
         for j in range(cols):
-            k = _key(w[i, j], norms[j])
+            k = _key(w, norms, i, j)
             if k >= lo and k <= hi:
                 out[p] = k
                 p += 1
