@@ -100,6 +100,7 @@ def cmd_prune(args):
 
     from . import npzio
     from .pruning import prune_model
+    from .report import plain, to_json
     from .stats import matrix_stats
 
     npzio.check_writable(args.out, args.force)
@@ -134,23 +135,12 @@ def cmd_prune(args):
         "weights": sum(int(np.prod(s["shape"])) for s in layers), "kept": result.kept,
         "prune_seconds": seconds, "layers": layers, "darbgen_version": __version__,
     }
-    out[npzio.RESULT_KEY] = np.array(json.dumps({k: v for k, v in summary.items() if k != "layers"} |
-                                                {"layers": [{"name": s["name"], "ratio": s["ratio"],
-                                                             "options": s["options"]} for s in layers]},
-                                                default=_json_default))
+    stored = dict(summary, layers=[{"name": s["name"], "ratio": s["ratio"], "options": s["options"]}
+                                   for s in layers])
+    out[npzio.RESULT_KEY] = np.array(json.dumps(plain(stored)))
     npzio.save_npz(args.out, out, force=args.force)
-    from .report import to_json
     print(to_json(summary) if args.json else _prune_table(summary))
     return 0
-
-
-def _json_default(obj):
-    import numpy as np
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
 
 
 def _prune_table(summary):

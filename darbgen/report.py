@@ -17,13 +17,14 @@ def table(headers, rows, align=None):
     return "\n".join([line(headers), sep] + [line(r) for r in cells])
 
 
-def _plain(obj):
+def plain(obj):
+    """A JSON-ready copy: NumPy scalars and arrays become plain values, inf/NaN None."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
+        return plain(obj.tolist())
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):
@@ -35,7 +36,7 @@ def _plain(obj):
 
 def to_json(obj):
     """JSON text of a report (NumPy scalars and arrays become plain values)."""
-    return json.dumps(_plain(obj), indent=2, sort_keys=False)
+    return json.dumps(plain(obj), indent=2, sort_keys=False)
 
 
 def human_bytes(n):
