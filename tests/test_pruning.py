@@ -266,48 +266,6 @@ def test_non_contiguous_input(rng):
     np.testing.assert_array_equal(darbgen.prune(view, 4).mask, darbgen.prune(view.copy(), 4).mask)
 
 
-@pytest.mark.parametrize("label_w", list(edge_matrices(np.random.default_rng(7))) + [
-    ("large spread", spread_rows(np.random.default_rng(8), 700, 500)),
-    ("large ties", np.random.default_rng(9).integers(-4, 5, (600, 400)).astype(np.float32))],
-    ids=lambda lw: lw[0])
-def test_both_selection_paths_agree(label_w):
-    """The sampled-bracket selection and the radix selection are both exact."""
-    from darbgen.pruning import api
-    _, w = label_w
-    norms = np.ones(w.shape[1], np.float32)
-    for ratio in (1.5, 4, 16, 100):
-        k = int(round(w.size / ratio))
-        if k < 1:
-            continue
-        radix = api._topk_threshold([w], [norms], k, method="radix")
-        try:
-            bracket = api._topk_threshold([w], [norms], k, method="bracket")
-        except RuntimeError:
-            continue  # the bracket declined (crowded ties); auto then uses radix
-        assert radix[0] == bracket[0]
-        np.testing.assert_array_equal(radix[1][0], bracket[1][0])
-        np.testing.assert_array_equal(radix[2][0], bracket[2][0])
-
-
-def test_radix_path_matches_reference(monkeypatch, rng):
-    from darbgen.pruning import api
-    monkeypatch.setattr(api, "_bracket_select", lambda ws, norms, k: None)
-    for label, w in edge_matrices(rng):
-        for method in ("irregular", "darb"):
-            check_same(method, w, 4)
-    check_same("darb", spread_rows(rng, 300, 300), 16)
-
-
-def test_bracket_path_is_used_on_large_matrices(monkeypatch, rng):
-    from darbgen.pruning import api
-    calls = []
-    original = api._radix_select
-    monkeypatch.setattr(api, "_radix_select", lambda *a: calls.append(1) or original(*a))
-    w = spread_rows(rng, 512, 512)
-    darbgen.prune(w, 16)
-    assert not calls, "a plain random matrix should never need the radix fallback"
-
-
 @given(w=matrices(), ratio=st.floats(1.01, 64))
 def test_vectorised_numpy_path_matches(w, ratio):
     """darb_numpy (the benchmark's NumPy baseline) gives the same answer as the kernels."""
