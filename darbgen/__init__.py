@@ -8,8 +8,12 @@ ML framework and not even numba until a function needs it):
     encode(weights, fmt, mask=..., block_sizes=..., tile=...) -> Encoded
     decode(encoded) -> masked matrix
     matrix_stats(weights, result) -> dict of the figures a report shows
+    Dense(name, weight, bias, mask, block_sizes, activation) -> a layer to generate
+    quantize_network([Dense], dtype, calib) -> [QuantizedDense]
+    generate([Dense], dtype="int8", kernel="packed", prefix=..., calib=...) -> CModule
+    verify(module) -> VerifyResult (compiles with gcc, runs, compares bit for bit)
 
-See docs/pruning.md for what each method keeps.
+See docs/pruning.md for what each method keeps, docs/codegen.md for the C.
 """
 __version__ = "0.1.0"
 
@@ -25,6 +29,12 @@ _LAZY = {
     "FORMATS": ("darbgen.formats", "FORMATS"),
     "matrix_stats": ("darbgen.stats", "matrix_stats"),
     "DarbgenError": ("darbgen.errors", "DarbgenError"),
+    "Dense": ("darbgen.graph", "Dense"),
+    "quantize_network": ("darbgen.quantize", "quantize_network"),
+    "generate": ("darbgen.codegen.emit", "generate"),
+    "verify": ("darbgen.verify", "verify"),
+    "measure": ("darbgen.verify", "measure"),
+    "VerificationError": ("darbgen.verify", "VerificationError"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

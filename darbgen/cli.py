@@ -1,6 +1,8 @@
 """The ``darbgen`` command.
 
     darbgen prune IN.npz --ratio 16 -o OUT.npz     prune every weight matrix in a file
+    darbgen generate OUT.npz --dtype int8 --out DIR --verify
+                                                   write C for the pruned layers, and prove it
     darbgen bench prune --json                     time DARB against NumPy and a copy
 
 Run ``darbgen COMMAND --help`` for the options of each command. Errors in the
@@ -19,6 +21,7 @@ EXAMPLES = """examples:
   darbgen prune examples/digits_mlp.npz --ratio 8 -o /tmp/pruned.npz
   darbgen prune model.npz --ratio 16 --scope global -o pruned.npz --json
   darbgen prune model.npz --method nm --n 2 --m 8 -o nm.npz
+  darbgen generate /tmp/pruned.npz --dtype int8 --kernel packed --out /tmp/digits_c --verify
   darbgen bench prune --rows 4096 --cols 4096 --ratio 16 --json
 """
 
@@ -62,6 +65,41 @@ def _parser():
                     "one 1-D array per pruned array name; saliency becomes |w| * norm")
     pr.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     pr.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+    ge = sub.add_parser(
+        "generate", help="write C for the dense layers of an .npz file (and verify it)",
+        description="Quantize the dense layers of an .npz file (usually the output of `darbgen prune`) and write "
+                    "C: one <prefix>_<layer>.c/.h pair per layer, <prefix>.h listing them, and the runtime files "
+                    "they need, into DIR (written whole through a temporary folder). Prints per layer the bytes "
+                    "of values, index, metadata and parameters, the code bytes from the compiled object, and "
+                    "with --verify the comparison of the compiled C with darbgen's reference. "
+                    "How to call the code from firmware: docs/codegen.md.",
+        epilog="example:\n  darbgen prune examples/digits_mlp.npz --ratio 8 -o /tmp/pruned.npz\n"
+               "  darbgen generate /tmp/pruned.npz --dtype int8 --kernel packed --out /tmp/digits_c --verify",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ge.add_argument("input", metavar="PRUNED.npz", help="weights (from `darbgen prune`, or any .npz of dense layers)")
+    ge.add_argument("--out", required=True, metavar="DIR", help="folder to write the C into")
+    ge.add_argument("--dtype", default="int8", choices=("int8", "int16", "float32"),
+                    help="int8 (TFLite int8), int16 (16x8: int16 activations, int8 weights) or float32 "
+                         "(default: int8)")
+    ge.add_argument("--kernel", default="packed", choices=("packed", "unrolled", "dense", "csr"),
+                    help="packed: DARB kernel over bit-packed offsets (needs darb/bmwm pruning); unrolled: "
+                         "straight-line code, no index storage; dense, csr: baselines (default: packed)")
+    ge.add_argument("--calib", metavar="X.npy", help="calibration inputs of the first layer, shape (n, inputs), "
+                    "for int8/int16 (default: calib.x or test.x bundled in the file); an .npz gives inputs "
+                    "per layer name")
+    ge.add_argument("--percentile", type=float, metavar="P", help="activation ranges from the P-th percentiles "
+                    "(e.g. 99.99) instead of min/max")
+    ge.add_argument("--prefix", help="C name prefix of every symbol (default: the model's name or the file name)")
+    ge.add_argument("--layers", metavar="A,B", help="comma-separated layer names to generate (default: all)")
+    ge.add_argument("--verify", action="store_true", help="compile with the host gcc, run on random and edge "
+                    "inputs and compare with the reference bit for bit; exit 1 on any difference")
+    ge.add_argument("--sanitize", action="store_true", help="with --verify: build with "
+                    "-fsanitize=address,undefined")
+    ge.add_argument("--size-target", default="cortex-m4", choices=("cortex-m4", "host"),
+                    help="compile for this target to count code bytes (default: cortex-m4)")
+    ge.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    ge.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
 
     be = sub.add_parser("bench", help="benchmarks (prints figures; see docs/benchmarks.md)",
                         description="Benchmarks. `darbgen bench prune --help` for the pruning benchmark.")
@@ -174,6 +212,131 @@ def _prune_table(summary):
     return "\n".join([head, "", body, "", foot])
 
 
+def _load_calibration(path):
+    import numpy as np
+
+    from . import npzio
+
+    if path.endswith(".npz"):
+        return npzio.load_npz(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DarbgenError(f"{path}: no such file") from None
+    except ValueError as exc:
+        raise DarbgenError(f"{path}: not a readable .npy array of numbers ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DarbgenError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+def cmd_generate(args):
+    """`darbgen generate`: load, quantize, generate, measure, verify, write, report."""
+    import os
+    import shlex
+
+    from . import npzio
+    from .codegen import generate
+    from .importers.npz import bundled_calibration, default_prefix, dense_layers
+    from .report import to_json
+    from .verify import measure, verify
+
+    out = os.path.abspath(args.out)
+    if os.path.isdir(out) and os.listdir(out) and not args.force:
+        raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
+    arrays = npzio.load_npz(args.input)
+    model_name, layers, notes = dense_layers(arrays, args.input)
+    wanted = _split(args.layers)
+    if wanted:
+        known = {layer.name for layer in layers}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            raise DarbgenError(f"{missing[0]}: no such layer; the file has: {', '.join(sorted(known))}")
+        layers = [layer for layer in layers if layer.name in wanted]
+    calib = None
+    if args.dtype != "float32":
+        if args.calib:
+            calib = _load_calibration(args.calib)
+        else:
+            key, calib = bundled_calibration(arrays)
+            if key is None:
+                raise DarbgenError(f"{args.dtype} needs calibration inputs: pass --calib X.npy (inputs of the first "
+                                   f"layer, shape (n, {layers[0].cols})) or generate --dtype float32")
+            notes.append(f"calibrated on {key} bundled in {os.path.basename(args.input)} ({len(calib)} inputs)")
+    command = "darbgen " + " ".join(shlex.quote(a) for a in args.argv)
+    _progress(f"generating {args.dtype} {args.kernel} C for {len(layers)} layers...")
+    module = generate(layers, dtype=args.dtype, kernel=args.kernel, prefix=args.prefix or default_prefix(
+        args.input, model_name), calib=calib, percentile=args.percentile, command=command)
+    _progress(f"compiling for {args.size_target} to measure code size...")
+    sizes = measure(module, args.size_target)
+    result = None
+    if args.verify:
+        _progress("verifying with the host gcc against the reference...")
+        result = verify(module, sanitize=args.sanitize, raise_on_mismatch=False)
+    module.write(args.out, force=args.force)
+    summary = generate_summary(module, sizes, result, args.out, notes)
+    print(to_json(summary) if args.json else _generate_table(summary))
+    if result is not None and not result.ok:
+        print("darbgen: error: verification FAILED; the C was written but does not match the reference:\n"
+              + result.describe(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def generate_summary(module, sizes, result, out, notes=()):
+    """The report of `darbgen generate` as plain data."""
+    checks = {c.symbol: c for c in result.layers} if result is not None else {}
+    layers = []
+    for g in module.layers:
+        obj = sizes["layers"][g.symbol]
+        row = {
+            "name": g.name, "symbol": g.symbol, "shape": [g.layer.rows, g.layer.cols],
+            "activation": g.layer.activation, "kept": g.layer.kept, "ratio": g.layer.ratio,
+            "bytes": g.data_bytes(), "code_bytes": obj["code"], "flash_bytes": obj["code"] + obj["rodata"],
+        }
+        q = g.quantized
+        if q.dtype != "float32":
+            row["accumulator_headroom_bits"] = q.headroom_bits
+            row["input"] = {"scale": q.input.scale, "zero_point": q.input.zero_point}
+            row["output"] = {"scale": q.output.scale, "zero_point": q.output.zero_point}
+        c = checks.get(g.symbol)
+        if c is not None:
+            row["verify"] = {"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,
+                             "max_abs_diff": c.max_abs_diff, "max_rel_f64": c.max_rel_f64}
+        layers.append(row)
+    return {
+        "output": out, "prefix": module.prefix, "dtype": module.dtype, "kernel": module.kernel,
+        "size_target": sizes["target"], "runtime_code_bytes": sizes["runtime"]["code"],
+        "flash_bytes": sum(r["flash_bytes"] for r in layers) + sizes["runtime"]["code"] + sizes["runtime"]["rodata"],
+        "verified": None if result is None else result.ok,
+        "compiler": None if result is None else {"cc": result.compiler, "flags": result.flags},
+        "layers": layers, "notes": list(notes), "files": sorted(module.files),
+    }
+
+
+def _generate_table(summary):
+    from .report import human_bytes, table
+
+    rows = []
+    for r in summary["layers"]:
+        b = r["bytes"]
+        v = r.get("verify")
+        check = "-" if v is None else (f"ok ({v['vectors']} vectors, max diff {v['max_abs_diff']:g})" if v["ok"]
+                                       else f"FAILED ({v['mismatches']} outputs differ)")
+        rows.append([r["name"], "x".join(map(str, r["shape"])), r["activation"], f"{r['ratio']:.2f}",
+                     str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]),
+                     str(r["code_bytes"]), check])
+    head = (f"{summary['dtype']} C, kernel {summary['kernel']}, prefix {summary['prefix']} "
+            f"-> {summary['output']} ({len(summary['files'])} files)")
+    body = table(["layer", "shape", "activation", "ratio", "values B", "index B", "metadata B", "params B",
+                  f"code B ({summary['size_target']})", "verified against reference"], rows)
+    verdict = {None: "not verified (add --verify)", True: "verified: every output bit-identical to the reference",
+               False: "VERIFICATION FAILED"}[summary["verified"]]
+    foot = [f"flash for {summary['size_target']}: {human_bytes(summary['flash_bytes'])} "
+            f"(runtime kernels {summary['runtime_code_bytes']} B of code); {verdict}."]
+    foot += [f"note: {n}" for n in summary["notes"]]
+    return "\n".join([head, "", body, ""] + foot)
+
+
 def cmd_bench(args):
     if args.which == "prune":
         from .bench.prune import main as bench_main
@@ -184,12 +347,14 @@ def cmd_bench(args):
 def main(argv=None):
     """Entry point of the ``darbgen`` console script."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        return {"prune": cmd_prune, "bench": cmd_bench}[args.command](args)
+        return {"prune": cmd_prune, "generate": cmd_generate, "bench": cmd_bench}[args.command](args)
     except DarbgenError as exc:
         print(f"darbgen: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,393 @@
+"""Writing C for quantized dense layers from the jinja2 templates.
+
+:func:`generate` turns layers into a :class:`CModule`: the text of every file
+(one header/source pair per layer, a header listing them, and the runtime
+files they need, copied from ``runtime_c/``), held in memory until
+:meth:`CModule.write` puts them in a folder atomically. The same input always
+gives the same bytes: no timestamps, no dict-order or path dependence beyond
+the command line recorded in the header comment.
+"""
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DarbgenError
+from ..formats import encode
+from ..graph import Dense
+from ..quantize import QuantizedDense, quantize_network
+from ..resources import runtime_c_dir, templates_dir
+from .names import c_identifier, unique_identifiers
+
+KERNELS = ("packed", "unrolled", "dense", "csr")
+CTYPES = {"int8": ("int8_t", "int8_t"), "int16": ("int16_t", "int8_t"), "float32": ("float", "float")}
+SUFFIX = {"int8": "s8", "int16": "s16", "float32": "f32"}
+BIAS_CTYPE = {"int8": "int32_t", "int16": "int64_t", "float32": "float"}
+ACTIVATION_ENUM = {"none": "DARB_ACT_NONE", "relu": "DARB_ACT_RELU", "relu6": "DARB_ACT_RELU6",
+                   "sigmoid": "DARB_ACT_SIGMOID", "tanh": "DARB_ACT_TANH"}
+ROLES = ("values", "index", "metadata", "params")
+_ITEMSIZE = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+             "int64_t": 8, "float": 4}
+_PER_LINE = {1: 16, 2: 12, 4: 8, 8: 4}
+MAX_DIM = 65535
+
+
+@dataclass
+class CArray:
+    """One static const array of a generated layer."""
+
+    symbol: str
+    ctype: str
+    values: np.ndarray
+    role: str
+
+    @property
+    def nbytes(self):
+        return int(self.values.size) * _ITEMSIZE[self.ctype]
+
+    @property
+    def initializer(self):
+        return c_initializer(self.values, self.ctype)
+
+
+@dataclass
+class GeneratedLayer:
+    """What was generated for one layer."""
+
+    quantized: QuantizedDense
+    symbol: str
+    kernel: str
+    header: str
+    source: str
+    arrays: list
+
+    @property
+    def name(self):
+        return self.quantized.name
+
+    @property
+    def layer(self):
+        return self.quantized.layer
+
+    @property
+    def in_ctype(self):
+        return CTYPES[self.quantized.dtype][0]
+
+    @property
+    def in_bytes(self):
+        return self.layer.cols * _ITEMSIZE[self.in_ctype]
+
+    @property
+    def out_bytes(self):
+        return self.layer.rows * _ITEMSIZE[self.in_ctype]
+
+    def data_bytes(self):
+        """Bytes of const data by role (values, index, metadata, params) and total."""
+        out = dict.fromkeys(ROLES, 0)
+        for a in self.arrays:
+            out[a.role] += a.nbytes
+        out["total"] = sum(out[r] for r in ROLES)
+        return out
+
+
+@dataclass
+class CModule:
+    """Generated C, in memory. ``files`` maps file names to their text."""
+
+    prefix: str
+    dtype: str
+    kernel: str
+    layers: list
+    files: dict
+    runtime_sources: list
+    command: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sources(self):
+        """The .c files to compile (generated layers and runtime)."""
+        return sorted(n for n in self.files if n.endswith(".c"))
+
+    def write(self, out_dir, force=False):
+        """Write every file to ``out_dir`` through a temporary folder moved into place whole.
+
+        An existing non-empty ``out_dir`` is replaced only with ``force``.
+        """
+        out = Path(out_dir).absolute()
+        if out.exists() and not out.is_dir():
+            raise DarbgenError(f"{out_dir}: exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            raise DarbgenError(f"{out_dir}: exists and is not empty; pass --force to replace it")
+        if not out.parent.is_dir():
+            raise DarbgenError(f"{out_dir}: the folder {out.parent} does not exist")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.darbgen-", dir=out.parent))
+        try:
+            self.write_files(tmp)
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                os.replace(out, old / out.name)
+                os.replace(tmp, out)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+    def write_files(self, folder):
+        """Write every file into an existing folder (no atomicity; used for build folders)."""
+        folder = Path(folder)
+        for name, text in sorted(self.files.items()):
+            (folder / name).write_text(text, encoding="ascii")
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def c_literal(value, ctype):
+    """One value as a C literal of ``ctype`` that reads back exactly."""
+    if ctype == "float":
+        text = "%.9g" % float(value)      # 9 significant digits round-trip every float32
+        if not any(ch in text for ch in ".en"):
+            text += ".0"
+        return text + "f"
+    return str(int(value))
+
+
+def c_initializer(values, ctype, indent="    "):
+    """The body of an array initializer, a fixed number of values per line."""
+    per_line = _PER_LINE[_ITEMSIZE[ctype]]
+    flat = np.asarray(values).ravel()
+    items = [c_literal(v, ctype) for v in flat.tolist()]
+    lines = [indent + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
+    return "\n".join(lines)
+
+
+def c_comment(text):
+    """Text safe inside a C block comment: ASCII only, no comment terminator."""
+    text = str(text).encode("ascii", "replace").decode("ascii")
+    return "".join(ch if ch.isprintable() else "?" for ch in text).replace("*/", "* /")
+
+
+def c_float(value):
+    """A float for a macro (scales): shortest text that reads back as the same double."""
+    return repr(float(value))
+
+
+# ----------------------------------------------------------------------------- layers
+
+def _check_size(layer):
+    if layer.rows > MAX_DIM or layer.cols > MAX_DIM:
+        raise DarbgenError(f"{layer.name}: {layer.rows} x {layer.cols} is beyond the C kernels' limit of "
+                           f"{MAX_DIM} rows and columns; split the layer")
+
+
+def _values_dtype(q):
+    return np.float32 if q.dtype == "float32" else np.int8
+
+
+def _param_arrays(q, sym):
+    bias_t = BIAS_CTYPE[q.dtype]
+    arrays = [CArray(f"{sym}_bias", bias_t, np.asarray(q.bias), "params")]
+    if q.dtype != "float32":
+        arrays.append(CArray(f"{sym}_multiplier", "int32_t", q.multiplier, "params"))
+        arrays.append(CArray(f"{sym}_shift", "int8_t", q.shift, "params"))
+        if q.lut is not None:
+            arrays.append(CArray(f"{sym}_lut", CTYPES[q.dtype][0], q.lut, "params"))
+    return arrays
+
+
+def _pattern_arrays(q, sym, kernel):
+    layer = q.layer
+    w = q.weight.astype(_values_dtype(q))
+    wt = CTYPES[q.dtype][1]
+    if kernel == "dense":
+        return [CArray(f"{sym}_weights", wt, w, "values")], {}
+    if kernel == "unrolled":
+        r, c = np.nonzero(layer.mask)
+        return [CArray(f"{sym}_values", wt, w[r, c], "values")], {}
+    if kernel == "csr":
+        enc = encode(w, "csr", mask=layer.mask)
+        col = enc.arrays["col_idx"]
+        col_t = "uint8_t" if col.dtype == np.uint8 else "uint16_t"
+        ptr = enc.arrays["row_ptr"].astype(np.int64)
+        ptr_t = "uint16_t" if ptr[-1] <= 0xFFFF else "uint32_t"
+        arrays = [CArray(f"{sym}_values", wt, enc.arrays["values"], "values"),
+                  CArray(f"{sym}_col", col_t, col, "index"),
+                  CArray(f"{sym}_row_ptr", ptr_t, ptr, "metadata")]
+        return arrays, {"col_bits": 8 if col_t == "uint8_t" else 16, "ptr_bits": 16 if ptr_t == "uint16_t" else 32}
+    if layer.block_sizes is None:
+        raise DarbgenError(f"{layer.name}: the packed kernel needs DARB or BMWM block sizes (prune with --method "
+                           f"darb or bmwm); for other masks use --kernel csr or unrolled")
+    enc = encode(w, "darb", mask=layer.mask, block_sizes=layer.block_sizes)
+    a = enc.arrays
+    arrays = [CArray(f"{sym}_values", wt, a["values"], "values"),
+              CArray(f"{sym}_offsets", "uint8_t", a["offsets"], "index"),
+              CArray(f"{sym}_class_block", "uint16_t", a["class_block"], "metadata"),
+              CArray(f"{sym}_class_rows", "uint16_t", a["class_rows"], "metadata"),
+              CArray(f"{sym}_class_start", "uint32_t", a["class_start"], "metadata"),
+              CArray(f"{sym}_row_order", "uint16_t", a["row_order"], "metadata")]
+    return arrays, {"n_classes": int(a["class_block"].size), "classes": enc.params["classes"]}
+
+
+#: Unrolled code is split into functions of about this many multiply-adds:
+#: compilers optimise one huge function in superlinear time (512 x 512 at 1/16
+#: took arm-none-eabi-gcc -O2 83 s as one function, a few seconds in parts).
+UNROLLED_PART_MACS = 512
+
+
+def _unrolled_parts(layer):
+    """Rows grouped into parts of consecutive rows; offsets into the values are
+    relative to the part's first value."""
+    parts = []
+    current = None
+    start = 0
+    for r in range(layer.rows):
+        cols = np.flatnonzero(layer.mask[r]).tolist()
+        if current is None or (current["macs"] and current["macs"] + len(cols) > UNROLLED_PART_MACS):
+            current = {"index": len(parts), "start": start, "macs": 0, "rows": []}
+            parts.append(current)
+        current["rows"].append({"index": r, "cols": cols, "offset": current["macs"]})
+        current["macs"] += len(cols)
+        start += len(cols)
+    return parts
+
+
+def _quant_macros(q):
+    if q.dtype == "float32":
+        return []
+    return [("INPUT_SCALE", c_float(q.input.scale)), ("INPUT_ZERO_POINT", f"({q.input.zero_point})"),
+            ("OUTPUT_SCALE", c_float(q.output.scale)), ("OUTPUT_ZERO_POINT", f"({q.output.zero_point})")]
+
+
+def _layer_context(q, sym, kernel, prefix):
+    layer = q.layer
+    _check_size(layer)
+    pattern, info = _pattern_arrays(q, sym, kernel)
+    arrays = [a for a in pattern + _param_arrays(q, sym)]
+    emitted = {a.symbol: a for a in arrays if a.values.size > 0}
+    in_t, w_t = CTYPES[q.dtype]
+    sfx = SUFFIX[q.dtype]
+    ctx = {
+        "layer": layer, "q": q, "sym": sym, "SYM": sym.upper(), "kernel": kernel, "prefix": prefix,
+        "arrays": [a for a in arrays if a.symbol in emitted],
+        "ref": lambda name: (f"{sym}_{name}" if f"{sym}_{name}" in emitted else "0"),
+        "in_t": in_t, "w_t": w_t, "acc_t": BIAS_CTYPE[q.dtype], "sfx": sfx,
+        "macros": _quant_macros(q), "info": info,
+        "activation_enum": ACTIVATION_ENUM[layer.activation],
+        "parts": _unrolled_parts(layer) if kernel == "unrolled" else [],
+        "header": f"{sym}.h",
+        "parts_macs": UNROLLED_PART_MACS,
+        "runtime_call": {"packed": f"darb_fc_{sfx}", "csr": f"darb_csr_fc_{sfx}",
+                         "dense": f"darb_dense_fc_{sfx}", "unrolled": None}[kernel],
+    }
+    return ctx, arrays
+
+
+# ----------------------------------------------------------------------------- environment
+
+_ENV = None
+
+
+def environment():
+    """The jinja2 environment over darbgen's templates (strict: an unknown name is an error)."""
+    global _ENV
+    if _ENV is None:
+        import jinja2
+
+        _ENV = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+        _ENV.filters["c_comment"] = c_comment
+    return _ENV
+
+
+def runtime_files(dtype, kernels):
+    """The runtime_c files a module of ``dtype`` using ``kernels`` needs: {name: text}."""
+    root = runtime_c_dir()
+    sfx = SUFFIX[dtype]
+    names = ["include/darb.h", "src/darb_output.c", "src/darb_math_f32.c"]
+    for kernel in sorted(set(kernels)):
+        if kernel == "packed":
+            names += ["src/darb_internal.h", f"src/darb_fc_{sfx}.c"]
+        elif kernel == "csr":
+            names.append(f"src/darb_csr_fc_{sfx}.c")
+        elif kernel == "dense":
+            names.append(f"src/darb_dense_fc_{sfx}.c")
+    return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}
+
+
+def _as_quantized(layers, dtype, calib, percentile):
+    layers = list(layers)
+    if not layers:
+        raise DarbgenError("nothing to generate: no layers given")
+    if all(isinstance(x, QuantizedDense) for x in layers):
+        if len({q.dtype for q in layers}) != 1:
+            raise DarbgenError("all layers of one module must have the same dtype")
+        return layers
+    if all(isinstance(x, Dense) for x in layers):
+        return quantize_network(layers, dtype, calib, percentile)
+    raise DarbgenError("generate takes darbgen.graph.Dense layers (or QuantizedDense from quantize_network)")
+
+
+def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=None, percentile=None, command=None):
+    """Generate C for a list of dense layers.
+
+    Args:
+        layers: :class:`~darbgen.graph.Dense` layers (quantized here from
+            ``calib``) or :class:`~darbgen.quantize.QuantizedDense` layers.
+        dtype: "int8", "int16" (16x8) or "float32".
+        kernel: "packed" (DARB, generic kernel over packed offsets),
+            "unrolled" (straight-line code, columns as constants), "dense" or
+            "csr" (the baselines).
+        prefix: the model name; every C symbol starts with it.
+        calib: calibration inputs for int types (see
+            :func:`darbgen.quantize.quantize_network`).
+        percentile: calibration range by percentile instead of min/max.
+        command: the call recorded in the files' header comment.
+
+    Returns:
+        a :class:`CModule` (write it with ``.write(folder)``, check it with
+        :func:`darbgen.verify`).
+    """
+    if kernel not in KERNELS:
+        raise DarbgenError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    prefix = c_identifier(prefix, "model name")
+    qs = _as_quantized(layers, dtype, calib, percentile)
+    dtype = qs[0].dtype
+    symbols = unique_identifiers([q.name for q in qs], prefix)
+    env = environment()
+    command = command or f"darbgen.generate(dtype={dtype!r}, kernel={kernel!r}, prefix={prefix!r})"
+    banner = {"version": __version__, "command": command}
+    files = {}
+    generated = []
+    for q in qs:
+        sym = symbols[q.name]
+        ctx, arrays = _layer_context(q, sym, kernel, prefix)
+        ctx["banner"] = banner
+        files[f"{sym}.h"] = env.get_template("dense_layer.h.j2").render(ctx)
+        files[f"{sym}.c"] = env.get_template("dense_layer.c.j2").render(ctx)
+        generated.append(GeneratedLayer(q, sym, kernel, f"{sym}.h", f"{sym}.c", ctx["arrays"]))
+    files[f"{prefix}.h"] = env.get_template("model.h.j2").render(
+        banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel)
+    rt = runtime_files(dtype, [kernel])
+    clash = set(rt) & set(files)
+    if clash:
+        raise DarbgenError(f"generated file {sorted(clash)[0]} would collide with a runtime file; choose another "
+                           f"prefix")
+    files.update(rt)
+    return CModule(prefix, dtype, kernel, generated, files, sorted(n for n in rt if n.endswith(".c")), command)
+
+
+def harness_table(module):
+    """The C table the runtime_c harness runs the module's layers from."""
+    return environment().get_template("harness_table.c.j2").render(
+        module=module, layers=module.layers, prefix=module.prefix,
+        max_in=max(g.in_bytes for g in module.layers), max_out=max(g.out_bytes for g in module.layers))
+
+
+__all__ = ["generate", "CModule", "GeneratedLayer", "CArray", "KERNELS", "c_identifier", "harness_table"]

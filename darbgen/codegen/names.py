@@ -1,0 +1,58 @@
+"""Turning user-given names into safe, unique C identifiers."""
+import re
+
+from ..errors import DarbgenError
+
+#: C99 and C11 keywords, and names the C standard library or darbgen's runtime
+#: already use, which a generated symbol must never take.
+C_RESERVED = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if inline int long
+register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
+_Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local
+bool true false NULL main errno assert offsetof int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t
+size_t
+""".split())
+
+#: Prefixes that belong to the runtime (darb_*) or to the C implementation.
+RESERVED_PREFIXES = ("darb_", "__")
+
+
+def c_identifier(name, what="name"):
+    """A valid, non-reserved, lower-case C identifier made from ``name``.
+
+    Characters other than letters, digits and ``_`` become ``_``; runs of
+    ``_`` collapse; a leading digit gets ``n`` in front; leading underscores
+    are dropped (names starting with ``_`` and a capital, or ``__``, are
+    reserved in C); a keyword gets ``_`` appended.
+    """
+    text = str(name)
+    ident = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_").lower()
+    ident = re.sub(r"_+", "_", ident)
+    if not ident:
+        raise DarbgenError(f"{what} {text!r}: has no letters or digits to make a C name from; rename it")
+    if ident[0].isdigit():
+        ident = "n" + ident
+    if ident in C_RESERVED or ident == "darb":
+        ident += "_"
+    if ident.startswith(RESERVED_PREFIXES):
+        ident = "m_" + ident
+    return ident
+
+
+def unique_identifiers(names, prefix, what="layer"):
+    """``{name: prefix_ident}`` for every name, or an error naming two that collide.
+
+    Collisions are checked case-insensitively, because the same identifiers
+    appear upper-cased in macro names.
+    """
+    seen = {}
+    out = {}
+    for name in names:
+        ident = f"{prefix}_{c_identifier(name, what)}"
+        key = ident.upper()
+        if key in seen:
+            raise DarbgenError(f"{what}s {seen[key]!r} and {name!r} both become the C name {ident!r}; rename one "
+                               f"of them")
+        seen[key] = name
+        out[name] = ident
+    return out

@@ -1,0 +1,1 @@
+"""Importers: thin translations from a saved model into darbgen's layer graph."""

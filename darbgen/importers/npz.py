@@ -1,0 +1,87 @@
+"""Dense layers from a darbgen ``.npz`` file (docs/npz.md), pruned or not.
+
+A file written by ``darbgen prune`` carries each pruned array's mask
+(``NAME__mask``) and, for DARB / BMWM, its block sizes
+(``NAME__block_sizes``); they come along so the packed kernel can use them.
+"""
+import os
+
+import numpy as np
+
+from ..errors import DarbgenError
+from ..graph import ACTIVATIONS, Dense
+from ..npzio import BLOCKS_SUFFIX, MASK_SUFFIX, RESULT_KEY, model_description
+
+#: Arrays a model file may bundle as calibration inputs, in order of preference.
+CALIBRATION_KEYS = ("calib.x", "test.x")
+
+
+def _dense(arrays, name, weight_key, activation):
+    w = arrays[weight_key]
+    if w.ndim != 2:
+        raise DarbgenError(f"{name}: {weight_key} has shape {w.shape}; a dense layer needs (out, in). "
+                           f"Convolutions come with `darbgen build`")
+    bias_key = weight_key[:-len(".weight")] + ".bias" if weight_key.endswith(".weight") else None
+    bias = arrays.get(bias_key) if bias_key else None
+    mask = arrays.get(weight_key + MASK_SUFFIX)
+    blocks = arrays.get(weight_key + BLOCKS_SUFFIX)
+    return Dense(name, w, bias, mask, blocks, activation)
+
+
+def dense_layers(arrays, source="the file"):
+    """(model name or None, [Dense], notes) from the arrays of an .npz file.
+
+    With a ``__model__`` description, its layers in order (all must be
+    ``dense``); a final softmax is left out (it does not change the predicted
+    class; ``notes`` says so). Without one, every 2-D array other than masks,
+    as independent layers without activation.
+    """
+    model = model_description(arrays)
+    notes = []
+    if model is None:
+        keys = [k for k, a in arrays.items()
+                if k != RESULT_KEY and not k.endswith((MASK_SUFFIX, BLOCKS_SUFFIX)) and k not in CALIBRATION_KEYS
+                and np.issubdtype(a.dtype, np.number) and a.ndim == 2]
+        if not keys:
+            raise DarbgenError(f"{source}: holds no 2-D weight matrix to generate code for")
+        names = [k[:-len(".weight")] if k.endswith(".weight") else k for k in keys]
+        return None, [_dense(arrays, n, k, "none") for n, k in zip(names, keys)], notes
+    layers = []
+    described = model.get("layers") or []
+    if not described:
+        raise DarbgenError(f"{source}: __model__ lists no layers")
+    for i, spec in enumerate(described):
+        name = spec.get("name")
+        kind = spec.get("kind")
+        if kind != "dense":
+            raise DarbgenError(f"{source}: layer {name!r} is {kind!r}; `darbgen generate` handles dense layers only "
+                               f"(whole networks with other layers: `darbgen build`)")
+        key = f"{name}.weight"
+        if key not in arrays:
+            raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
+        act = spec.get("activation") or "none"
+        if act == "softmax":
+            if i != len(described) - 1:
+                raise DarbgenError(f"{source}: layer {name!r}: softmax is supported on the last layer only")
+            notes.append(f"{name}: softmax left out; the C returns the logits (same predicted class)")
+            act = "none"
+        if act not in ACTIVATIONS:
+            raise DarbgenError(f"{source}: layer {name!r}: activation {act!r} is not supported; choose one of "
+                               f"{', '.join(ACTIVATIONS)}")
+        layers.append(_dense(arrays, name, key, act))
+    return model.get("name"), layers, notes
+
+
+def bundled_calibration(arrays):
+    """(key, inputs) of calibration data bundled in the file, or (None, None)."""
+    for key in CALIBRATION_KEYS:
+        if key in arrays:
+            return key, arrays[key]
+    return None, None
+
+
+def default_prefix(path, model_name):
+    """The C prefix for a model: its described name, else the file name."""
+    if model_name:
+        return model_name
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0]

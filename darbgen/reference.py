@@ -1,0 +1,135 @@
+"""The NumPy oracle the generated C must equal.
+
+* int8 / int16: the exact integer steps of the C (see :mod:`darbgen.quantize`),
+  so C and reference agree bit for bit;
+* float32: the C's order of operations (bias first, then each weight in
+  increasing column order, one rounding per multiply and per add; the dense
+  kernel also adds the zeros), and the C's own exp / sigmoid / tanh, step for
+  step, so results agree bit for bit under ``-ffp-contract=off``;
+* float64: the exact mathematics, for a tolerance check of the float32 path.
+
+Never imports numba: the oracle stays plain and obviously correct.
+"""
+import numpy as np
+
+from .errors import DarbgenError
+from .quantize import activate_f64, lut_s16, requantize_s8, requantize_s16
+
+_F = np.float32
+LOG2E = _F(float.fromhex("0x1.715476p+0"))
+LN2_HI = _F(float.fromhex("0x1.62e400p-1"))
+LN2_LO = _F(float.fromhex("0x1.7f7d1cp-20"))
+EXP_TAYLOR = [_F(float.fromhex(h)) for h in
+              ("0x1.a01a02p-13", "0x1.6c16c2p-10", "0x1.111112p-7", "0x1.555556p-5", "0x1.555556p-3",
+               "0x1.000000p-1", "0x1p0", "0x1p0")]
+
+
+def expf(x):
+    """darb_expf from runtime_c/src/darb_math_f32.c, operation for operation."""
+    x = np.clip(np.asarray(x, _F), _F(-87.0), _F(88.0))
+    t = x * LOG2E
+    t = np.where(t >= 0, t + _F(0.5), t - _F(0.5))
+    k = np.trunc(t).astype(np.int32)
+    kf = k.astype(_F)
+    r = x - kf * LN2_HI
+    r = r - kf * LN2_LO
+    p = np.full_like(r, EXP_TAYLOR[0])
+    for c in EXP_TAYLOR[1:]:
+        p = p * r + c
+    scale = ((k + 127).astype(np.uint32) << np.uint32(23)).view(_F)
+    return p * scale
+
+
+EXPM1_TAYLOR = [_F(float.fromhex(h)) for h in
+                ("0x1.71de3ap-19", "0x1.a01a02p-16", "0x1.a01a02p-13", "0x1.6c16c2p-10", "0x1.111112p-7",
+                 "0x1.555556p-5", "0x1.555556p-3", "0x1.000000p-1", "0x1p0")]
+EXPM1_SMALL = _F(float.fromhex("0x1.62e430p-2"))
+
+
+def expm1f(x):
+    """darb_expm1f: exp(x) - 1, by its Taylor series for |x| <= ln2 / 2."""
+    x = np.asarray(x, _F)
+    p = np.full_like(x, EXPM1_TAYLOR[0])
+    for c in EXPM1_TAYLOR[1:]:
+        p = p * x + c
+    small = p * x
+    return np.where((x > EXPM1_SMALL) | (x < -EXPM1_SMALL), expf(x) - _F(1.0), small).astype(_F)
+
+
+def sigmoidf(x):
+    """darb_sigmoidf: 1 / (1 + exp(-x)) in float32 steps."""
+    return _F(1.0) / (_F(1.0) + expf(-np.asarray(x, _F)))
+
+
+def tanhf(x):
+    """darb_tanhf: expm1(2x) / (expm1(2x) + 2) in float32 steps."""
+    em1 = expm1f(_F(2.0) * np.asarray(x, _F))
+    return em1 / (em1 + _F(2.0))
+
+
+def activate_f32(activation, acc):
+    """darb_output_f32."""
+    if activation == "relu":
+        return np.where(acc > 0, acc, _F(0.0)).astype(_F)
+    if activation == "relu6":
+        return np.where(acc > 0, np.where(acc < 6, acc, _F(6.0)), _F(0.0)).astype(_F)
+    if activation == "sigmoid":
+        return sigmoidf(acc)
+    if activation == "tanh":
+        return tanhf(acc)
+    return acc
+
+
+def _inputs(q, x):
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != q.layer.cols:
+        raise DarbgenError(f"{q.name}: inputs must have shape (n, {q.layer.cols}), got {x.shape}")
+    return x
+
+
+def dense_int(q, x):
+    """The int8 / int16 layer on quantized inputs (n, in) -> (n, out), exactly as the C."""
+    x = _inputs(q, x).astype(np.int64)
+    acc = x @ q.weight.astype(np.int64).T + q.bias.astype(np.int64)
+    if q.dtype == "int8":
+        v = requantize_s8(acc, q.multiplier, q.shift) + q.output_offset
+    else:
+        v = requantize_s16(acc, q.multiplier, q.shift)
+    v = np.clip(v, q.act_min, q.act_max)
+    if q.lut is not None:
+        v = q.lut.astype(np.int64)[v + 128] if q.dtype == "int8" else lut_s16(q.lut, v)
+    return v.astype(np.int8 if q.dtype == "int8" else np.int16)
+
+
+def dense_f32(q, x, all_columns=False):
+    """The float32 layer in the C's order of operations.
+
+    ``all_columns``: add every column, zeros included (the dense kernel);
+    otherwise only the kept weights (packed, unrolled and CSR kernels).
+    """
+    x = _inputs(q, x).astype(_F)
+    w = q.weight.astype(_F)
+    acc = np.broadcast_to(q.bias.astype(_F), (x.shape[0], w.shape[0])).copy()
+    for j in range(w.shape[1]):
+        rows = slice(None) if all_columns else q.layer.mask[:, j]
+        acc[:, rows] += x[:, j:j + 1] * w[rows, j]
+    return activate_f32(q.layer.activation, acc)
+
+
+def dense_f64(q, x):
+    """The float32 layer computed exactly (float64), for the tolerance check;
+    also returns sum |w| |x| + |b| per output, the scale of rounding errors."""
+    x = _inputs(q, x).astype(np.float64)
+    w = q.weight.astype(np.float64)
+    b = q.bias.astype(np.float64)
+    pre = x @ w.T + b
+    magnitude = np.abs(x) @ np.abs(w).T + np.abs(b)
+    return activate_f64(q.layer.activation, pre), magnitude
+
+
+def dense(q, x, kernel="packed"):
+    """The output the generated C must produce for ``kernel`` on inputs ``x``
+    (quantized integers for int8 / int16, float32 otherwise)."""
+    if q.dtype == "float32":
+        return dense_f32(q, x, all_columns=(kernel == "dense"))
+    return dense_int(q, x)

@@ -1,0 +1,1 @@
+"""Compilers and emulators: the only part of darbgen that runs them."""

@@ -1,0 +1,276 @@
+"""Proving generated C right: compile it, run it, compare with the NumPy reference.
+
+:func:`verify` builds a :class:`~darbgen.codegen.CModule` with the host gcc
+and strict flags (optionally under AddressSanitizer and UBSan), links the
+harness from ``runtime_c/harness``, runs every layer on random and edge-case
+inputs and compares each output with :mod:`darbgen.reference`:
+
+* int8 / int16: bit-exact with the integer reference;
+* float32: bit-exact with the order-matched float32 reference, and within
+  ``1e-5`` relative of the exact (float64) result, relative to
+  ``max(|exact|, sum |w| |x| + |b|)``, the scale of float32 rounding.
+
+:func:`measure` compiles each generated file alone and reads its code and data
+bytes from the object file.
+"""
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import reference
+from .codegen.emit import harness_table
+from .errors import DarbgenError
+from .resources import runtime_c_dir
+from .toolchain import host
+
+FLOAT_RTOL = 1e-5
+HARNESS_MAGIC = 0x44524231
+_NP = {"int8": np.int8, "int16": np.int16, "float32": np.float32}
+
+
+@dataclass
+class LayerCheck:
+    """The comparison of one layer's C outputs with the reference."""
+
+    name: str
+    symbol: str
+    dtype: str
+    kernel: str
+    vectors: int
+    mismatches: int                 # outputs that are not bit-identical with the reference
+    max_abs_diff: float             # largest |C - reference|
+    max_rel_f64: float = None       # float32 only: largest relative error against float64
+    first_mismatch: dict = None
+
+    @property
+    def ok(self):
+        within = self.max_rel_f64 is None or self.max_rel_f64 <= FLOAT_RTOL
+        return self.mismatches == 0 and within
+
+
+@dataclass
+class VerifyResult:
+    """What :func:`verify` found. ``ok`` is True when every layer matched."""
+
+    layers: list
+    compiler: str
+    flags: list
+    sanitize: bool
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self):
+        return all(c.ok for c in self.layers)
+
+    @property
+    def max_abs_diff(self):
+        return max((c.max_abs_diff for c in self.layers), default=0.0)
+
+    def describe(self):
+        """One line per layer, for messages."""
+        lines = []
+        for c in self.layers:
+            rel = "" if c.max_rel_f64 is None else f", max relative error vs float64 {c.max_rel_f64:.2e}"
+            state = "ok" if c.ok else "MISMATCH"
+            lines.append(f"{c.name}: {state}: {c.vectors} vectors, {c.mismatches} outputs differ, "
+                         f"max |C - reference| {c.max_abs_diff:g}{rel}")
+            if c.first_mismatch:
+                lines.append(f"  first difference: {c.first_mismatch}")
+        return "\n".join(lines)
+
+
+class VerificationError(DarbgenError):
+    """Generated C and reference disagree; ``.result`` holds the details."""
+
+    def __init__(self, result):
+        super().__init__("generated C does not match the reference:\n" + result.describe())
+        self.result = result
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def _sign_patterns(w, lo, hi, rows):
+    """Inputs that drive chosen rows to their extreme accumulators (saturation)."""
+    out = []
+    for r in rows:
+        out.append(np.where(w[r] > 0, hi, lo))
+        out.append(np.where(w[r] > 0, lo, hi))
+    return out
+
+
+def make_inputs(q, n_random=32, seed=0):
+    """Inputs for one layer in its C input type: random, then edge cases
+    (type minimum, maximum, zero, zero point, and sign patterns that push rows
+    to their largest and smallest accumulators)."""
+    rng = np.random.default_rng(seed)
+    cols = q.layer.cols
+    w = q.layer.weight
+    rows = sorted({0, q.layer.rows - 1, int(rng.integers(q.layer.rows))})
+    if q.dtype == "float32":
+        vecs = [rng.standard_normal(cols) for _ in range(n_random // 2)]
+        vecs += [rng.uniform(-1, 1, cols) for _ in range(n_random - n_random // 2)]
+        vecs += [np.zeros(cols), np.ones(cols), -np.ones(cols), np.full(cols, 100.0), np.full(cols, -100.0)]
+        vecs += _sign_patterns(w, -3.0, 3.0, rows) + _sign_patterns(w, -100.0, 100.0, rows[:1])
+        return np.asarray(vecs, np.float32)
+    lo, hi = q.input.qmin, q.input.qmax
+    zp = q.input.zero_point
+    vecs = [rng.integers(lo, hi + 1, cols) for _ in range(n_random // 2)]
+    spread = max(1, (hi - lo) // 16)
+    vecs += [np.clip(zp + rng.integers(-spread, spread + 1, cols), lo, hi) for _ in range(n_random - n_random // 2)]
+    vecs += [np.full(cols, lo), np.full(cols, hi), np.zeros(cols), np.full(cols, zp)]
+    vecs += _sign_patterns(w, lo, hi, rows)
+    return np.asarray(vecs).astype(_NP[q.dtype])
+
+
+# ----------------------------------------------------------------------------- build and run
+
+def _write_inputs(path, inputs):
+    header = [HARNESS_MAGIC, len(inputs)] + [x.shape[0] for x in inputs]
+    with open(path, "wb") as f:
+        f.write(np.asarray(header, "<u4").tobytes())
+        for x in inputs:
+            f.write(np.ascontiguousarray(x).tobytes())
+
+
+def build_harness(module, folder, *, sanitize=False, cc=None, extra_flags=()):
+    """Write the module and the harness into ``folder`` and compile them; returns (exe, compiler, flags)."""
+    folder = Path(folder)
+    module.write_files(folder)
+    hdir = runtime_c_dir() / "harness"
+    for name in ("darb_harness.c", "darb_harness.h"):
+        shutil.copyfile(hdir / name, folder / name)
+    (folder / "darb_harness_table.c").write_text(harness_table(module), encoding="ascii")
+    compiler = host.host_compiler(cc)
+    flags = list(host.STRICT_FLAGS) + (list(host.SANITIZE_FLAGS) if sanitize else []) + list(extra_flags)
+    sources = module.sources + ["darb_harness.c", "darb_harness_table.c"]
+    exe = folder / "darb_harness"
+    host.run_compiler([compiler, *flags, "-I.", *sources, "-o", exe.name], cwd=folder)
+    return exe, compiler, flags
+
+
+def _run_harness(exe, folder, inputs, timeout):
+    in_path, out_path = Path(folder) / "inputs.bin", Path(folder) / "outputs.bin"
+    _write_inputs(in_path, inputs)
+    try:
+        proc = subprocess.run([str(exe), in_path.name, out_path.name], cwd=folder, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DarbgenError(f"the test harness did not finish within {timeout} s (a hang in generated code)") from None
+    if proc.returncode != 0:
+        raise DarbgenError(f"the test harness failed (exit {proc.returncode}): "
+                           f"{(proc.stderr or proc.stdout).strip()[-3000:]}")
+    return out_path.read_bytes()
+
+
+def _compare(g, x, got):
+    q = g.quantized
+    want = reference.dense(q, x, g.kernel)
+    if q.dtype == "float32":
+        same = got.view(np.uint32) == want.view(np.uint32)
+        diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        exact, magnitude = reference.dense_f64(q, x)
+        scale = np.maximum(np.abs(exact), magnitude)
+        rel = np.abs(got.astype(np.float64) - exact) / np.where(scale > 0, scale, 1.0)
+        max_rel = float(rel.max()) if rel.size else 0.0
+    else:
+        same = got == want
+        diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
+        max_rel = None
+    bad = np.argwhere(~same)
+    first = None
+    if bad.size:
+        v, r = (int(i) for i in bad[0])
+        first = {"vector": v, "output": r, "c": got[v, r].item(), "reference": want[v, r].item()}
+    return LayerCheck(g.name, g.symbol, q.dtype, g.kernel, int(x.shape[0]), int(bad.shape[0]),
+                      float(diff.max()) if diff.size else 0.0, max_rel, first)
+
+
+def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=120,
+           raise_on_mismatch=True, keep_dir=None):
+    """Compile ``module`` with the host gcc, run it and compare every output with the reference.
+
+    Args:
+        module: a :class:`~darbgen.codegen.CModule` from :func:`darbgen.generate`.
+        inputs: optional ``{layer name: (n, in) array}`` of inputs in the
+            layer's C type (quantized for int8 / int16); by default random and
+            edge-case inputs from :func:`make_inputs`.
+        n_random: random vectors per layer (edge cases come on top).
+        seed: seed of the random inputs.
+        sanitize: build with ``-fsanitize=address,undefined`` (any report fails).
+        cc: the compiler (default $CC or gcc).
+        timeout: seconds the harness may run.
+        raise_on_mismatch: raise :class:`VerificationError` when a layer differs.
+        keep_dir: build in this folder (kept) instead of a temporary one.
+
+    Returns:
+        a :class:`VerifyResult`.
+    """
+    start = time.perf_counter()
+    vectors = []
+    for i, g in enumerate(module.layers):
+        if inputs is not None and g.name in inputs:
+            x = np.asarray(inputs[g.name])
+            if x.ndim != 2 or x.shape[1] != g.layer.cols:
+                raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.cols}), "
+                                   f"got {x.shape}")
+            x = x.astype(_NP[g.quantized.dtype])
+        else:
+            x = make_inputs(g.quantized, n_random, seed + i)
+        vectors.append(x)
+    with tempfile.TemporaryDirectory(prefix="darbgen-verify-") as tmp:
+        folder = Path(keep_dir) if keep_dir else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc)
+        raw = _run_harness(exe, folder, vectors, timeout)
+    checks = []
+    pos = 0
+    for g, x in zip(module.layers, vectors):
+        n = x.shape[0] * g.layer.rows
+        dt = _NP[g.quantized.dtype]
+        got = np.frombuffer(raw, dtype=dt, count=n, offset=pos).reshape(x.shape[0], g.layer.rows)
+        pos += n * np.dtype(dt).itemsize
+        checks.append(_compare(g, x, got))
+    if pos != len(raw):
+        raise DarbgenError(f"the harness wrote {len(raw)} bytes, expected {pos}")
+    result = VerifyResult(checks, compiler, flags, sanitize, time.perf_counter() - start)
+    if raise_on_mismatch and not result.ok:
+        raise VerificationError(result)
+    return result
+
+
+def measure(module, target="cortex-m4", cc=None):
+    """Code and data bytes of every generated layer and of the runtime, read
+    from object files compiled with -O2 for ``target`` ("cortex-m4" with
+    arm-none-eabi-gcc, or "host").
+
+    Returns ``{"target": ..., "layers": {symbol: {"code": n, "rodata": n}},
+    "runtime": {"code": n, "rodata": n}}``.
+    """
+    if target == "host":
+        compiler, size_tool, tflags = host.host_compiler(cc), "size", []
+    elif target == "cortex-m4":
+        compiler = host.find_tool("arm-none-eabi-gcc", "measure Cortex-M code size")
+        size_tool, tflags = "arm-none-eabi-size", list(host.CORTEX_M4_FLAGS)
+    else:
+        raise DarbgenError(f"unknown target {target!r} for code size; choose cortex-m4 or host")
+    out = {"target": target, "layers": {}, "runtime": {"code": 0, "rodata": 0}}
+    with tempfile.TemporaryDirectory(prefix="darbgen-size-") as tmp:
+        module.write_files(tmp)
+        sources = module.sources
+        host.run_compiler([compiler, *host.STRICT_FLAGS, *tflags, "-I.", "-c", *sources], cwd=tmp)
+        layer_sources = {g.source: g.symbol for g in module.layers}
+        for src in sources:
+            sizes = host.section_sizes(Path(tmp) / (src[:-2] + ".o"), size_tool)
+            entry = {"code": host.code_bytes(sizes), "rodata": host.data_bytes(sizes)}
+            if src in layer_sources:
+                out["layers"][layer_sources[src]] = entry
+            else:
+                out["runtime"]["code"] += entry["code"]
+                out["runtime"]["rodata"] += entry["rodata"]
+    return out

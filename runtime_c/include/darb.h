@@ -1,0 +1,154 @@
+/*
+ * darb.h - the one public header of darbgen's C runtime.
+ *
+ * Fully connected (dense) layer kernels for pruned weight matrices, in three
+ * storage formats and three number types:
+ *
+ *   darb_fc_<t>        DARB packed: rows grouped in classes of equal block size,
+ *                      each kept weight located by its in-block offset, packed
+ *                      at ceil(log2 b) bits (docs/format.md);
+ *   darb_csr_fc_<t>    compressed sparse rows (uint8 or uint16 column indices);
+ *   darb_dense_fc_<t>  every weight (the baseline).
+ *
+ * with <t> one of
+ *   s8   int8 activations, int8 weights, int32 accumulator (TFLite / CMSIS-NN);
+ *   s16  int16 activations, int8 weights, int64 accumulator (TFLite 16x8);
+ *   f32  float32.
+ *
+ * Code written by darbgen fills the parameter structs with static const
+ * tables and calls these kernels; nothing here allocates memory.
+ *
+ * Arithmetic (docs/codegen.md): for each output row r
+ *   acc = bias[r] + sum over kept j, in increasing column order, of w[r][j] * in[j]
+ * For s8 the input zero point is folded into bias[r] by the generator. The
+ * integer accumulator is then requantized with the gemmlowp steps (s8) or the
+ * TFLite 16x8 reduced-multiplier step (s16), offset by the output zero point
+ * and clamped to [act_min, act_max]; an optional look-up table then applies
+ * sigmoid or tanh. float32 keeps the same order of additions as the NumPy
+ * reference, so with -ffp-contract=off the results are bit-identical.
+ *
+ * The generator proves at generation time that no accumulator can overflow
+ * for any input of the layer's type, so the kernels do not check.
+ */
+#ifndef DARB_H
+#define DARB_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Keeps a function out of line (generated unrolled code uses it so that
+ * compilers optimise many small functions instead of one huge one). */
+#if defined(__GNUC__)
+#define DARB_NOINLINE __attribute__((noinline))
+#else
+#define DARB_NOINLINE
+#endif
+
+/* Activation applied after a float32 layer. */
+typedef enum {
+    DARB_ACT_NONE = 0,
+    DARB_ACT_RELU = 1,
+    DARB_ACT_RELU6 = 2,
+    DARB_ACT_SIGMOID = 3,
+    DARB_ACT_TANH = 4
+} darb_activation;
+
+/* Output stage of an int8 layer: requantization, zero point, clamp, table. */
+typedef struct {
+    const int32_t *bias;        /* [rows] int32, input zero point folded in */
+    const int32_t *multiplier;  /* [rows] Q31 fixed-point multiplier, >= 0 */
+    const int8_t *shift;        /* [rows] power-of-two exponent, -31..30 */
+    int32_t output_offset;      /* output (or pre-table) zero point */
+    int32_t act_min;            /* clamp bounds, within -128..127 */
+    int32_t act_max;
+    const int8_t *lut;          /* NULL, or 256 entries indexed by value + 128 */
+} darb_quant_s8;
+
+/* Output stage of an int16 (16x8) layer; zero points are 0. */
+typedef struct {
+    const int64_t *bias;        /* [rows] int64 */
+    const int32_t *multiplier;  /* [rows] Q31 fixed-point multiplier, >= 0 */
+    const int8_t *shift;        /* [rows] power-of-two exponent, -31..14 */
+    int32_t act_min;            /* clamp bounds, within -32768..32767 */
+    int32_t act_max;
+    const int16_t *lut;         /* NULL, or 513 entries, interpolated */
+} darb_quant_s16;
+
+/* Output stage of a float32 layer. */
+typedef struct {
+    const float *bias;          /* [rows] */
+    darb_activation activation;
+} darb_quant_f32;
+
+/* DARB packed pattern (docs/format.md). Rows are visited class by class;
+ * values are stored in that order, one per block. */
+typedef struct {
+    uint16_t rows;
+    uint16_t cols;
+    uint16_t n_classes;
+    const uint16_t *class_block;   /* [n_classes] block size b of the class */
+    const uint16_t *class_rows;    /* [n_classes] rows in the class */
+    const uint32_t *class_start;   /* [n_classes] byte offset of the class in offsets */
+    const uint16_t *row_order;     /* [rows] output row of the i-th visited row */
+    const uint8_t *offsets;        /* in-block offsets, ceil(log2 b) bits each, LSB first */
+} darb_pattern;
+
+/* CSR pattern: exactly one of col8 / col16 and one of ptr16 / ptr32 is set. */
+typedef struct {
+    uint16_t rows;
+    uint16_t cols;
+    const uint8_t *col8;           /* [kept] column indices when cols <= 256 */
+    const uint16_t *col16;         /* [kept] column indices otherwise */
+    const uint16_t *ptr16;         /* [rows + 1] row pointers when kept <= 65535 */
+    const uint32_t *ptr32;         /* [rows + 1] row pointers otherwise */
+} darb_csr_pattern;
+
+/* Dense shape: weights row-major, rows x cols. */
+typedef struct {
+    uint16_t rows;
+    uint16_t cols;
+} darb_dense_shape;
+
+/* ---- DARB packed ---------------------------------------------------------- */
+void darb_fc_s8(const darb_pattern *pattern, const int8_t *values,
+                const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_fc_s16(const darb_pattern *pattern, const int8_t *values,
+                 const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_fc_f32(const darb_pattern *pattern, const float *values,
+                 const darb_quant_f32 *quant, const float *in, float *out);
+
+/* ---- CSR ------------------------------------------------------------------- */
+void darb_csr_fc_s8(const darb_csr_pattern *pattern, const int8_t *values,
+                    const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_csr_fc_s16(const darb_csr_pattern *pattern, const int8_t *values,
+                     const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_csr_fc_f32(const darb_csr_pattern *pattern, const float *values,
+                     const darb_quant_f32 *quant, const float *in, float *out);
+
+/* ---- dense ----------------------------------------------------------------- */
+void darb_dense_fc_s8(const darb_dense_shape *shape, const int8_t *weights,
+                      const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_dense_fc_s16(const darb_dense_shape *shape, const int8_t *weights,
+                       const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_dense_fc_f32(const darb_dense_shape *shape, const float *weights,
+                       const darb_quant_f32 *quant, const float *in, float *out);
+
+/* ---- output stages (also called by unrolled generated code) ---------------- */
+int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant);
+int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant);
+float darb_output_f32(float acc, darb_activation activation);
+
+/* exp, sigmoid and tanh in float32 from basic operations only, so that every
+ * target (and the NumPy reference) computes the same bits. */
+float darb_expf(float x);
+float darb_sigmoidf(float x);
+float darb_tanhf(float x);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DARB_H */

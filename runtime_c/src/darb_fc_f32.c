@@ -1,0 +1,35 @@
+/*
+ * darb_fc_f32.c - fully connected layer, DARB packed weights, float32.
+ *
+ * Rows are visited class by class (all rows of one block size b together), so
+ * the inner loop runs with a constant b and offset width: one kept weight per
+ * block, at column block_start + offset.
+ */
+#include "darb.h"
+#include "darb_internal.h"
+
+void darb_fc_f32(const darb_pattern *pattern, const float *values,
+                 const darb_quant_f32 *quant, const float *in, float *out)
+{
+    const float *w = values;
+    uint32_t visited = 0;
+    uint32_t c;
+    for (c = 0; c < pattern->n_classes; ++c) {
+        const uint32_t block = pattern->class_block[c];
+        const uint32_t nblocks = (pattern->cols + block - 1u) / block;
+        darb_bit_reader reader;
+        uint32_t i;
+        darb_bits_init(&reader, pattern->offsets + pattern->class_start[c], darb_offset_bits(block));
+        for (i = 0; i < pattern->class_rows[c]; ++i, ++visited) {
+            const uint32_t row = pattern->row_order[visited];
+            float acc = quant->bias[row];
+            uint32_t k;
+            uint32_t start = 0;
+            for (k = 0; k < nblocks; ++k, start += block) {
+                acc += w[k] * in[start + darb_bits_next(&reader)];
+            }
+            w += nblocks;
+            out[row] = darb_output_f32(acc, quant->activation);
+        }
+    }
+}

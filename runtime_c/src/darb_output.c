@@ -1,0 +1,94 @@
+/*
+ * darb_output.c - output stages: requantization, clamping and activation
+ * tables for int8 and int16, activations for float32.
+ *
+ * The integer steps are those of gemmlowp / TensorFlow Lite; darbgen's
+ * NumPy reference (darbgen/quantize.py) performs the same steps, so results
+ * agree bit for bit. Right shifts of negative values are arithmetic on every
+ * compiler darbgen supports (gcc, arm-none-eabi-gcc).
+ */
+#include "darb.h"
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturated. */
+static int32_t darb_doubling_high_mul(int32_t a, int32_t b)
+{
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent, rounded half away from zero. */
+static int32_t darb_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant)
+{
+    const int32_t shift = quant->shift[row];
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    int32_t v = darb_rounding_divide_by_pot(
+        darb_doubling_high_mul(acc * ((int32_t)1 << left), quant->multiplier[row]), right);
+    v += quant->output_offset;
+    if (v < quant->act_min) {
+        v = quant->act_min;
+    }
+    if (v > quant->act_max) {
+        v = quant->act_max;
+    }
+    if (quant->lut != 0) {
+        v = quant->lut[v + 128];
+    }
+    return (int8_t)v;
+}
+
+int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant)
+{
+    const int32_t multiplier = quant->multiplier[row];
+    const int32_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total_shift = 15 - quant->shift[row];
+    int64_t v = acc * (int64_t)reduced + ((int64_t)1 << (total_shift - 1));
+    v >>= total_shift;
+    if (v < quant->act_min) {
+        v = quant->act_min;
+    }
+    if (v > quant->act_max) {
+        v = quant->act_max;
+    }
+    if (quant->lut != 0) {
+        /* 513-entry table over the int16 range, linear between entries. */
+        const uint32_t u = (uint32_t)(v + 32768);
+        const uint32_t index = u >> 7;
+        const int32_t frac = (int32_t)(u & 127u);
+        const int32_t lo = quant->lut[index];
+        const int32_t hi = quant->lut[index + 1u];
+        v = lo + (((hi - lo) * frac + 64) >> 7);
+    }
+    return (int16_t)v;
+}
+
+float darb_output_f32(float acc, darb_activation activation)
+{
+    switch (activation) {
+    case DARB_ACT_RELU:
+        return acc > 0.0f ? acc : 0.0f;
+    case DARB_ACT_RELU6:
+        return acc > 0.0f ? (acc < 6.0f ? acc : 6.0f) : 0.0f;
+    case DARB_ACT_SIGMOID:
+        return darb_sigmoidf(acc);
+    case DARB_ACT_TANH:
+        return darb_tanhf(acc);
+    case DARB_ACT_NONE:
+    default:
+        return acc;
+    }
+}
