@@ -50,9 +50,10 @@ def expm1f(x):
     """darb_expm1f: exp(x) - 1, by its Taylor series for |x| <= ln2 / 2."""
     x = np.asarray(x, _F)
     p = np.full_like(x, EXPM1_TAYLOR[0])
-    for c in EXPM1_TAYLOR[1:]:
-        p = p * x + c
-    small = p * x
+    with np.errstate(over="ignore", invalid="ignore"):    # large x: the series is computed, then not used
+        for c in EXPM1_TAYLOR[1:]:
+            p = p * x + c
+        small = p * x
     return np.where((x > EXPM1_SMALL) | (x < -EXPM1_SMALL), expf(x) - _F(1.0), small).astype(_F)
 
 

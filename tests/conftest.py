@@ -22,3 +22,31 @@ def spread_rows(rng, rows, cols):
     """A weight matrix whose rows differ in scale, so densities differ (as in trained nets)."""
     scale = np.exp(0.7 * rng.standard_normal((rows, 1)))
     return (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+
+
+def need_tool(name):
+    """Skip (loudly) when a compiler or emulator is missing; fail instead in CI,
+    where scripts/setup.sh must have installed it."""
+    import shutil
+    import warnings
+
+    if shutil.which(name):
+        return
+    message = (f"{name} is not installed: the tests that compile and run C need it. Install it with "
+               f"`bash scripts/setup.sh` (these tests always run in CI)")
+    if os.environ.get("CI") or os.environ.get("DARBGEN_REQUIRE_TOOLS"):
+        pytest.fail(message)
+    warnings.warn(message)
+    pytest.skip("SKIPPED LOUDLY: " + message)
+
+
+@pytest.fixture
+def gcc():
+    need_tool("gcc")
+    return "gcc"
+
+
+@pytest.fixture
+def arm_gcc():
+    need_tool("arm-none-eabi-gcc")
+    return "arm-none-eabi-gcc"

@@ -6,10 +6,15 @@ from darbgen import resources
 def test_templates_and_runtime_c_are_shipped():
     assert (resources.templates_dir() / "README.md").is_file()
     assert (resources.runtime_c_dir() / "README.md").is_file()
+    for name in ("include/darb.h", "src/darb_fc_s8.c", "src/darb_internal.h", "harness/darb_harness.c"):
+        assert (resources.runtime_c_dir() / name).is_file(), name
+    for name in ("dense_layer.c.j2", "dense_layer.h.j2", "model.h.j2", "harness_table.c.j2", "_banner.j2"):
+        assert (resources.templates_dir() / name).is_file(), name
 
 
 def test_public_api_is_documented():
-    for name in ("prune", "prune_model", "encode", "decode", "matrix_stats"):
+    for name in ("prune", "prune_model", "encode", "decode", "matrix_stats", "generate", "verify",
+                 "quantize_network", "Dense", "measure"):
         obj = getattr(darbgen, name)
         assert obj.__doc__ and len(obj.__doc__) > 40, name
     assert "prune" in dir(darbgen)

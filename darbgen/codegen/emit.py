@@ -170,7 +170,7 @@ def c_initializer(values, ctype, indent="    "):
 def c_comment(text):
     """Text safe inside a C block comment: ASCII only, no comment terminator."""
     text = str(text).encode("ascii", "replace").decode("ascii")
-    return "".join(ch if ch.isprintable() else "?" for ch in text).replace("*/", "* /")
+    return "".join(ch if ch.isprintable() else "?" for ch in text).replace("*/", "* /").replace("/*", "/ *")
 
 
 def c_float(value):

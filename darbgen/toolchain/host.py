@@ -6,7 +6,8 @@ import subprocess
 from ..errors import DarbgenError
 
 #: Flags every generated file must pass (docs/codegen.md).
-STRICT_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-ffp-contract=off")
+STRICT_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wvla", "-Wdouble-promotion",
+                "-Wshadow", "-ffp-contract=off")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 #: Cortex-M4 (hard float) flags for code-size figures; more cores come with the target support.
 CORTEX_M4_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")

@@ -1,0 +1,133 @@
+"""The generated C, compiled with gcc and run, equals the reference: every
+kernel, dtype and activation, edge layers, sanitizers, and random draws."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import darbgen
+import naive
+from darbgen.codegen import KERNELS, generate
+from darbgen.errors import DarbgenError
+from darbgen.graph import ACTIVATIONS, Dense
+from darbgen.verify import VerificationError, make_inputs, verify
+
+DTYPES = ("int8", "int16", "float32")
+
+
+def layer_set(rng, cols=45):
+    """One layer per activation, chained, with rows of different scale (so DARB
+    gives them different block sizes) and cols not a multiple of most blocks."""
+    layers = []
+    c = cols
+    for i, act in enumerate(ACTIVATIONS):
+        rows = 20 + 3 * i
+        w = (rng.standard_normal((rows, c)) * np.exp(rng.standard_normal((rows, 1)))).astype(np.float32)
+        r = darbgen.prune(w, 3 + i, "darb")
+        layers.append(Dense(f"l{i}_{act}", w, (0.2 * rng.standard_normal(rows)).astype(np.float32), r.mask,
+                            r.block_sizes, act))
+        c = rows
+    return layers
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_every_kernel_dtype_and_activation_matches_the_reference(rng, gcc, dtype, kernel):
+    layers = layer_set(rng)
+    m = generate(layers, dtype=dtype, kernel=kernel, prefix="t", calib=rng.standard_normal((64, 45)))
+    result = verify(m, cc=gcc)
+    assert result.ok and len(result.layers) == len(ACTIVATIONS)
+    for check in result.layers:
+        assert check.mismatches == 0 and check.max_abs_diff == 0
+        assert check.vectors >= 40
+        if dtype == "float32":
+            assert check.max_rel_f64 <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_of_every_block_size_from_1_to_128(rng, gcc, dtype):
+    """128 rows with block sizes 1, 2, ..., 128 over 300 columns (a multiple of
+    almost none of them): every offset width 0..7 bits, short last blocks."""
+    rows, cols = 128, 300
+    w = rng.standard_normal((rows, cols)).astype(np.float32)
+    sizes = np.arange(1, rows + 1)
+    mask = naive.bmwm_mask(w, sizes)
+    layer = Dense("every_block", w, None, mask, sizes, "none")
+    for kernel in KERNELS:
+        m = generate([layer], dtype=dtype, kernel=kernel, calib=rng.standard_normal((32, cols)))
+        assert verify(m, cc=gcc).ok
+    enc = darbgen.encode(w, "darb", mask=mask, block_sizes=sizes)
+    assert len(enc.params["classes"]) == 128
+
+
+def test_a_wrong_output_is_caught(rng, gcc):
+    """Tamper with one bias in the generated C: verification must fail and say where."""
+    for dtype in DTYPES:
+        m = generate(layer_set(rng)[:1], dtype=dtype, kernel="packed", calib=rng.standard_normal((16, 45)))
+        name = m.layers[0].source
+        text = m.files[name]
+        start = text.index("_bias[20] = {\n") + len("_bias[20] = {\n")
+        first_value = text[start:].split(",")[0].strip()
+        bumped = (str(int(first_value) + 1000) if dtype != "float32"
+                  else repr(float(first_value.rstrip("f")) + 0.5) + "f")
+        m.files[name] = text[:start] + text[start:].replace(first_value, bumped, 1)
+        with pytest.raises(VerificationError, match=r"l0_none: MISMATCH") as info:
+            verify(m, cc=gcc)
+        first = info.value.result.layers[0].first_mismatch
+        assert first["output"] == 0
+        quiet = verify(m, cc=gcc, raise_on_mismatch=False)
+        assert not quiet.ok and quiet.layers[0].mismatches > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sanitizers_run_clean(rng, gcc, dtype):
+    layers = layer_set(rng)
+    for kernel in ("packed", "csr", "unrolled", "dense"):
+        m = generate(layers, dtype=dtype, kernel=kernel, calib=rng.standard_normal((32, 45)))
+        result = verify(m, cc=gcc, sanitize=True, n_random=8)
+        assert result.ok and "-fsanitize=address,undefined" in result.flags
+
+
+def test_edge_inputs_include_extremes_and_saturating_patterns(rng):
+    m = generate(layer_set(rng)[:1], dtype="int8", kernel="csr", calib=rng.standard_normal((16, 45)))
+    q = m.layers[0].quantized
+    x = make_inputs(q, n_random=4)
+    rows = {tuple(v) for v in x.tolist()}
+    assert tuple([-128] * 45) in rows and tuple([127] * 45) in rows and tuple([0] * 45) in rows
+    pattern = tuple(np.where(q.layer.weight[0] > 0, 127, -128).tolist())
+    assert pattern in rows
+    # the saturating inputs really saturate some output
+    from darbgen.reference import dense_int
+    out = dense_int(q, x)
+    assert (out == q.act_min).any() and (out == q.act_max).any()
+
+
+def test_user_inputs_are_checked(rng, gcc):
+    m = generate(layer_set(rng)[:1], dtype="int8", kernel="csr", calib=rng.standard_normal((16, 45)))
+    with pytest.raises(DarbgenError, match=r"inputs must have shape \(n, 45\)"):
+        verify(m, inputs={"l0_none": np.zeros((3, 44))}, cc=gcc)
+    r = verify(m, inputs={"l0_none": np.zeros((3, 45))}, cc=gcc)
+    assert r.layers[0].vectors == 3
+
+
+METHODS = {"darb": {}, "bmwm": {}, "irregular": {}, "nm": {}, "bank_balanced": {}, "block": {"tile": (2, 2)}}
+
+
+@settings(max_examples=int(__import__("os").environ.get("DARBGEN_C_EXAMPLES", 40)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 300), cols=st.integers(1, 300), ratio=st.floats(1.5, 24),
+       method=st.sampled_from(sorted(METHODS)), dtype=st.sampled_from(DTYPES),
+       kernel=st.sampled_from(KERNELS), act=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2 ** 31))
+def test_random_layers_match_the_reference(gcc, rows, cols, ratio, method, dtype, kernel, act, seed):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((rows, cols)) * np.exp(rng.standard_normal((rows, 1)))).astype(np.float32)
+    try:
+        r = darbgen.prune(w, ratio, method, **METHODS[method])
+    except DarbgenError:
+        assume(False)                            # a ratio this shape cannot reach (tested elsewhere)
+    if kernel == "packed" and r.block_sizes is None:
+        kernel = "csr"
+    layer = Dense("h", w, rng.standard_normal(rows).astype(np.float32), r.mask, r.block_sizes, act)
+    m = generate([layer], dtype=dtype, kernel=kernel, calib=rng.standard_normal((16, cols)))
+    result = verify(m, cc=gcc, n_random=8, seed=seed % 1000)
+    assert result.ok, result.describe()
