@@ -96,8 +96,9 @@ def _parser():
                     "inputs and compare with the reference bit for bit; exit 1 on any difference")
     ge.add_argument("--sanitize", action="store_true", help="with --verify: build with "
                     "-fsanitize=address,undefined")
-    ge.add_argument("--size-target", default="cortex-m4", choices=("cortex-m4", "host"),
-                    help="compile for this target to count code bytes (default: cortex-m4)")
+    ge.add_argument("--size-target", choices=("cortex-m4", "host"),
+                    help="compile for this target to count code bytes (default: cortex-m4 when "
+                         "arm-none-eabi-gcc is installed, else host)")
     ge.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ge.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
 
@@ -233,6 +234,7 @@ def cmd_generate(args):
     """`darbgen generate`: load, quantize, generate, measure, verify, write, report."""
     import os
     import shlex
+    import shutil
 
     from . import npzio
     from .codegen import generate
@@ -266,8 +268,14 @@ def cmd_generate(args):
     _progress(f"generating {args.dtype} {args.kernel} C for {len(layers)} layers...")
     module = generate(layers, dtype=args.dtype, kernel=args.kernel, prefix=args.prefix or default_prefix(
         args.input, model_name), calib=calib, percentile=args.percentile, command=command)
-    _progress(f"compiling for {args.size_target} to measure code size...")
-    sizes = measure(module, args.size_target)
+    target = args.size_target
+    if target is None:
+        target = "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"
+        if target == "host":
+            notes.append("code bytes are for the host: install arm-none-eabi-gcc (bash scripts/setup.sh) "
+                         "for Cortex-M4 figures")
+    _progress(f"compiling for {target} to measure code size...")
+    sizes = measure(module, target)
     result = None
     if args.verify:
         _progress("verifying with the host gcc against the reference...")
