@@ -209,6 +209,8 @@ class QuantizedDense:
     lut: np.ndarray = None
     acc_bound: np.ndarray = None
     acc_limit: int = 0
+    shifted_bound: np.ndarray = None
+    shifted_limit: int = 0
 
     @property
     def name(self):
@@ -219,8 +221,9 @@ class QuantizedDense:
         """How many bits the worst-case accumulator stays below its limit."""
         if self.acc_bound is None:
             return None
-        worst = max(int(self.acc_bound.max()), 1)
-        return math.log2(self.acc_limit / worst)
+        before = math.log2(self.acc_limit / max(int(self.acc_bound.max()), 1))
+        after = math.log2(self.shifted_limit / max(int(self.shifted_bound.max()), 1))
+        return min(before, after)
 
 
 #: Largest |bias| in units of the bias scale: a row whose weights are negligible
@@ -339,7 +342,8 @@ def quantize_dense(layer, dtype, input_quant=None, output_range=None, pre_range=
     return QuantizedDense(
         layer=layer, dtype=dtype, weight=w_q, bias=bias_c, input=input_quant, output=out, pre=pre,
         weight_scale=w_scale, multiplier=mult, shift=shift, output_offset=stage.zero_point,
-        act_min=int(act_min), act_max=int(act_max), lut=lut, acc_bound=acc_bound, acc_limit=acc_limit)
+        act_min=int(act_min), act_max=int(act_max), lut=lut, acc_bound=acc_bound, acc_limit=acc_limit,
+        shifted_bound=worst_after_shift, shifted_limit=limit_after_shift)
 
 
 # ----------------------------------------------------------------------------- networks

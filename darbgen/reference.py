@@ -26,7 +26,9 @@ EXP_TAYLOR = [_F(float.fromhex(h)) for h in
 
 def expf(x):
     """darb_expf from runtime_c/src/darb_math_f32.c, operation for operation."""
-    x = np.clip(np.asarray(x, _F), _F(-87.0), _F(88.0))
+    x_in = np.asarray(x, _F)
+    nan = np.isnan(x_in)
+    x = np.clip(np.where(nan, _F(0.0), x_in), _F(-87.0), _F(88.0))
     t = x * LOG2E
     t = np.where(t >= 0, t + _F(0.5), t - _F(0.5))
     k = np.trunc(t).astype(np.int32)
@@ -37,7 +39,7 @@ def expf(x):
     for c in EXP_TAYLOR[1:]:
         p = p * r + c
     scale = ((k + 127).astype(np.uint32) << np.uint32(23)).view(_F)
-    return p * scale
+    return np.where(nan, x_in, p * scale).astype(_F)
 
 
 EXPM1_TAYLOR = [_F(float.fromhex(h)) for h in

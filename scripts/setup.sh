@@ -42,6 +42,12 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 say "installing darbgen[$extras] into $venv"
+# Switching between editable and regular installs: pip leaves numba's caches
+# (__pycache__) of the old copy behind, and that empty shell would shadow the
+# new install as a namespace package.
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+"$venv/bin/pip" uninstall --quiet --disable-pip-version-check -y darbgen >/dev/null 2>&1 || true
+rm -rf "$site/darbgen"
 if [ "${DARBGEN_EDITABLE:-0}" = 1 ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$repo[$extras]"
 else

@@ -223,7 +223,9 @@ def _pattern_arrays(q, sym, kernel):
     if layer.block_sizes is None:
         raise DarbgenError(f"{layer.name}: the packed kernel needs DARB or BMWM block sizes (prune with --method "
                            f"darb or bmwm); for other masks use --kernel csr or unrolled")
-    enc = encode(w, "darb", mask=layer.mask, block_sizes=layer.block_sizes)
+    # A block wider than the row is one block of the whole row: the same kept
+    # weight, stored with the row's width (and 16-bit class tables stay valid).
+    enc = encode(w, "darb", mask=layer.mask, block_sizes=np.minimum(layer.block_sizes, layer.cols))
     a = enc.arrays
     arrays = [CArray(f"{sym}_values", wt, a["values"], "values"),
               CArray(f"{sym}_offsets", "uint8_t", a["offsets"], "index"),

@@ -13,6 +13,13 @@ bool true false NULL main errno assert offsetof int8_t int16_t int32_t int64_t u
 size_t
 """.split())
 
+#: Standard C headers: a model named like one would write e.g. stdint.h next to
+#: the code and shadow the real header.
+C_HEADERS = frozenset("""
+assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal stdalign stdarg stdatomic
+stdbool stddef stdint stdio stdlib stdnoreturn string tgmath threads time uchar wchar wctype
+""".split())
+
 #: Prefixes that belong to the runtime (darb_*) or to the C implementation.
 RESERVED_PREFIXES = ("darb_", "__")
 
@@ -32,7 +39,7 @@ def c_identifier(name, what="name"):
         raise DarbgenError(f"{what} {text!r}: has no letters or digits to make a C name from; rename it")
     if ident[0].isdigit():
         ident = "n" + ident
-    if ident in C_RESERVED or ident == "darb":
+    if ident in C_RESERVED or ident in C_HEADERS or ident == "darb":
         ident += "_"
     if ident.startswith(RESERVED_PREFIXES):
         ident = "m_" + ident

@@ -4,8 +4,8 @@
  *   harness IN OUT
  *
  * IN:  uint32 magic 0x44524231 ("DRB1"), uint32 n (= darb_harness_count),
- *      uint32 count[n] vectors per layer, then for each layer in turn its
- *      count input vectors of in_bytes each (little-endian, native types).
+ *      then for each layer in turn: uint32 count, and count input vectors of
+ *      in_bytes each (little-endian, native types).
  * OUT: for each layer in turn, its count output vectors of out_bytes each.
  *
  * Exit status 0 on success; 2 with a message on stderr when the file does
@@ -35,14 +35,11 @@ int main(int argc, char **argv)
     FILE *out;
     uint32_t magic;
     uint32_t n;
-    uint32_t counts[64];
+    uint32_t count;
     uint32_t layer;
     int status = 0;
     if (argc != 3) {
         return fail("usage: harness IN OUT");
-    }
-    if (darb_harness_count > 64u) {
-        return fail("more than 64 layers in one harness");
     }
     in = fopen(argv[1], "rb");
     if (in == 0) {
@@ -52,12 +49,6 @@ int main(int argc, char **argv)
         fclose(in);
         return fail("input file header does not match this harness");
     }
-    for (layer = 0; layer < n; ++layer) {
-        if (!read_u32(in, &counts[layer])) {
-            fclose(in);
-            return fail("input file truncated in the header");
-        }
-    }
     out = fopen(argv[2], "wb");
     if (out == 0) {
         fclose(in);
@@ -66,7 +57,11 @@ int main(int argc, char **argv)
     for (layer = 0; layer < n && status == 0; ++layer) {
         const darb_harness_entry *e = &darb_harness_layers[layer];
         uint32_t v;
-        for (v = 0; v < counts[layer]; ++v) {
+        if (!read_u32(in, &count)) {
+            status = fail("input file truncated at a vector count");
+            break;
+        }
+        for (v = 0; v < count; ++v) {
             if (fread(darb_harness_in_buf, 1, e->in_bytes, in) != e->in_bytes) {
                 status = fail("input file truncated");
                 break;

@@ -17,9 +17,11 @@ void darb_fc_s16(const darb_pattern *pattern, const int8_t *values,
     for (c = 0; c < pattern->n_classes; ++c) {
         const uint32_t block = pattern->class_block[c];
         const uint32_t nblocks = (pattern->cols + block - 1u) / block;
+        const uint32_t bits = darb_offset_bits(block);
         darb_bit_reader reader;
         uint32_t i;
-        darb_bits_init(&reader, pattern->offsets + pattern->class_start[c], darb_offset_bits(block));
+        /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
+        darb_bits_init(&reader, bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets, bits);
         for (i = 0; i < pattern->class_rows[c]; ++i, ++visited) {
             const uint32_t row = pattern->row_order[visited];
             int64_t acc = quant->bias[row];

@@ -24,6 +24,9 @@ float darb_expf(float x)
         uint32_t u;
         float f;
     } scale;
+    if (x != x) {
+        return x; /* NaN stays NaN (and never reaches the float-to-int conversion) */
+    }
     if (x > 88.0f) {
         x = 88.0f;
     }
