@@ -92,3 +92,126 @@ class Dense:
     @property
     def ratio(self):
         return self.mask.size / max(self.kept, 1)
+
+
+@dataclass
+class Activation:
+    """An activation on its own: relu, relu6, sigmoid, tanh or softmax (over the
+    last axis). Element-wise ones are fused into the layer before them."""
+
+    name: str
+    kind: str
+
+    def __post_init__(self):
+        if self.kind not in ACTIVATIONS + ("softmax",):
+            raise DarbgenError(f"{self.name}: activation {self.kind!r} is not supported; choose one of "
+                               f"{', '.join(ACTIVATIONS + ('softmax',))}")
+
+
+@dataclass
+class Flatten:
+    """Reshape to one dimension (a no-op on the contiguous buffer)."""
+
+    name: str
+
+
+@dataclass
+class Softmax:
+    """softmax over a vector of ``size`` values (a lowered Activation)."""
+
+    name: str
+    size: int
+
+    @property
+    def rows(self):
+        return self.size
+
+    @property
+    def cols(self):
+        return self.size
+
+
+@dataclass
+class Model:
+    """A sequential network: ``input_shape`` (without batch) and its layers in order.
+
+    :meth:`ops` lowers it to what the C runs: element-wise activations fused
+    into the dense layer before them, flattens dropped, softmax kept as an op.
+    """
+
+    name: str
+    input_shape: tuple
+    layers: list
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(d) for d in self.input_shape)
+        if not self.layers:
+            raise DarbgenError(f"{self.name}: the model has no layers")
+        names = [layer.name for layer in self.layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise DarbgenError(f"{self.name}: layer name {dup[0]!r} is used twice; layer names must be unique")
+        self.shapes()
+
+    def shapes(self):
+        """The output shape of every layer, checking that each fits the one before."""
+        shape = self.input_shape
+        out = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                size = int(np.prod(shape))
+                if len(shape) != 1 or size != layer.cols:
+                    raise DarbgenError(f"{layer.name}: a dense layer with {layer.cols} inputs cannot take a tensor "
+                                       f"of shape {shape}" + (" (add a flatten layer before it)"
+                                                              if size == layer.cols else ""))
+                shape = (layer.rows,)
+            elif isinstance(layer, Flatten):
+                shape = (int(np.prod(shape)),)
+            elif isinstance(layer, Activation):
+                if layer.kind == "softmax" and len(shape) != 1:
+                    raise DarbgenError(f"{layer.name}: softmax needs a vector, got shape {shape}")
+            else:
+                raise DarbgenError(f"{getattr(layer, 'name', layer)}: layer kind {type(layer).__name__} is not "
+                                   f"supported")
+            out.append(shape)
+        return out
+
+    @property
+    def output_shape(self):
+        return self.shapes()[-1]
+
+    def weight_layers(self):
+        """The layers whose weights are pruned, in order."""
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    def ops(self):
+        """The lowered op list: Dense (activation fused) and Softmax."""
+        ops = []
+        shape = self.input_shape
+        for layer, out_shape in zip(self.layers, self.shapes()):
+            if isinstance(layer, Dense):
+                ops.append(layer)
+            elif isinstance(layer, Activation):
+                if layer.kind == "softmax":
+                    ops.append(Softmax(layer.name, int(np.prod(out_shape))))
+                elif ops and isinstance(ops[-1], Dense) and ops[-1].activation == "none":
+                    prev = ops[-1]
+                    ops[-1] = Dense(prev.name, prev.weight, prev.bias, prev.mask, prev.block_sizes, layer.kind)
+                elif layer.kind != "none":
+                    raise DarbgenError(f"{layer.name}: a {layer.kind} that does not follow a dense layer without "
+                                       f"activation is not supported yet")
+            shape = out_shape
+        if not ops:
+            raise DarbgenError(f"{self.name}: nothing to compute (no dense layer or softmax)")
+        return ops
+
+    def with_pruning(self, results):
+        """A copy whose dense layers carry the masks (and block sizes) of
+        ``results`` ({layer name: PruneResult}), pruned weights set to zero."""
+        layers = []
+        for layer in self.layers:
+            if isinstance(layer, Dense) and layer.name in results:
+                r = results[layer.name]
+                layer = Dense(layer.name, r.apply(layer.weight), layer.bias, r.mask, r.block_sizes, layer.activation)
+            layers.append(layer)
+        return Model(self.name, self.input_shape, layers)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DarbgenError
-from .graph import Dense
+from .graph import Dense, Softmax
 
 DTYPES = ("float32", "int16", "int8")
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -346,12 +346,68 @@ def quantize_dense(layer, dtype, input_quant=None, output_range=None, pre_range=
         shifted_bound=worst_after_shift, shifted_limit=limit_after_shift)
 
 
+# ----------------------------------------------------------------------------- softmax
+
+SOFTMAX_OUTPUT = {"int8": (1.0 / 256, -128), "int16": (1.0 / 32768, 0)}
+SOFTMAX_ONE = 1 << 15          # exp table values are Q15: exp(0) = 32768
+
+
+@dataclass
+class QuantizedSoftmax:
+    """softmax over a vector, with its integer exp table.
+
+    int8: ``table[d] = round(2^15 exp(-d * input_scale))`` for the 256 possible
+    differences ``d = max - x``; ``out = round(256 e / sum) - 128``.
+    int16: a 513-entry table over d = 0..65536 in steps of 128, interpolated
+    like the int16 activation tables; ``out = round(32768 e / sum)``, at most
+    32767. float32 needs no table.
+    """
+
+    layer: Softmax
+    dtype: str
+    input: TensorQuant = None
+    output: TensorQuant = None
+    table: np.ndarray = None
+
+    @property
+    def name(self):
+        return self.layer.name
+
+
+def quantize_softmax(layer, dtype, input_quant=None):
+    """Quantize a softmax op: fixed output quantization, exp table from the input scale."""
+    if dtype == "float32":
+        return QuantizedSoftmax(layer, dtype)
+    if input_quant is None or input_quant.dtype != dtype:
+        raise DarbgenError(f"{layer.name}: {dtype} softmax needs the input's {dtype} quantization")
+    d = np.arange(256) if dtype == "int8" else 128 * np.arange(INT16_LUT_SIZE)
+    table = round_half_away(SOFTMAX_ONE * np.exp(-d * input_quant.scale)).astype(np.int32)
+    scale, zp = SOFTMAX_OUTPUT[dtype]
+    return QuantizedSoftmax(layer, dtype, input_quant, TensorQuant(dtype, scale, zp), table)
+
+
+def softmax_f64(v):
+    """softmax over the last axis in float64."""
+    v = np.asarray(v, np.float64)
+    e = np.exp(v - v.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 # ----------------------------------------------------------------------------- networks
 
 def float_forward(layer, x):
-    """A dense layer in float64: (pre-activation, output)."""
+    """A dense layer or softmax op in float64: (pre-activation, output)."""
+    if isinstance(layer, Softmax):
+        x = np.asarray(x, np.float64)
+        return x, softmax_f64(x)
     pre = np.asarray(x, np.float64) @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
     return pre, activate_f64(layer.activation, pre)
+
+
+def _quantize_op(layer, dtype, in_q, out_range, pre_range):
+    if isinstance(layer, Softmax):
+        return quantize_softmax(layer, dtype, in_q)
+    return quantize_dense(layer, dtype, in_q, out_range, pre_range)
 
 
 def activate_f64(activation, v):
@@ -385,7 +441,7 @@ def _calibration_inputs(layer, x):
 
 
 def quantize_network(layers, dtype, calib=None, percentile=None):
-    """Quantize a list of dense layers from calibration inputs.
+    """Quantize a list of dense layers (and softmax ops) from calibration inputs.
 
     ``calib`` is an (n, inputs) array of inputs to the first layer when the
     layers form a chain (each feeding the next: the ranges are propagated
@@ -396,7 +452,7 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
     if dtype not in DTYPES:
         raise DarbgenError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if dtype == "float32":
-        return [quantize_dense(layer, dtype) for layer in layers]
+        return [_quantize_op(layer, dtype, None, None, None) for layer in layers]
     if calib is None:
         raise DarbgenError(f"{dtype} needs calibration inputs to choose activation ranges: pass --calib X.npy "
                            f"(inputs of the first layer, shape (n, {layers[0].cols})) or calib= in the API")
@@ -408,8 +464,8 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
             x = _calibration_inputs(layer, calib[layer.name])
             in_q = tensor_quant(*tensor_range(x, percentile, f"{layer.name} calibration"), dtype)
             pre, y = float_forward(layer, x)
-            out.append(quantize_dense(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
-                                      tensor_range(pre, percentile, layer.name)))
+            out.append(_quantize_op(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
+                                    tensor_range(pre, percentile, layer.name)))
         return out
     if not is_chain(layers):
         raise DarbgenError("these layers do not form a chain (a layer's inputs are not the previous layer's "
@@ -419,8 +475,8 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
     in_q = tensor_quant(*tensor_range(x, percentile, "calibration inputs"), dtype)
     for layer in layers:
         pre, y = float_forward(layer, x)
-        q = quantize_dense(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
-                           tensor_range(pre, percentile, layer.name))
+        q = _quantize_op(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
+                         tensor_range(pre, percentile, layer.name))
         out.append(q)
         in_q = q.output
         # Propagate what the device will see: the quantized (clamped) outputs.

@@ -13,7 +13,7 @@ Never imports numba: the oracle stays plain and obviously correct.
 import numpy as np
 
 from .errors import DarbgenError
-from .quantize import activate_f64, lut_s16, requantize_s8, requantize_s16
+from .quantize import QuantizedSoftmax, activate_f64, lut_s16, requantize_s8, requantize_s16, softmax_f64
 
 _F = np.float32
 LOG2E = _F(float.fromhex("0x1.715476p+0"))
@@ -130,9 +130,50 @@ def dense_f64(q, x):
     return activate_f64(q.layer.activation, pre), magnitude
 
 
-def dense(q, x, kernel="packed"):
-    """The output the generated C must produce for ``kernel`` on inputs ``x``
-    (quantized integers for int8 / int16, float32 otherwise)."""
+def softmax_int(q, x):
+    """darb_softmax_s8 / _s16: integer softmax through the exp table."""
+    x = _inputs(q, x).astype(np.int64)
+    d = x.max(axis=1, keepdims=True) - x
+    table = q.table.astype(np.int64)
+    if q.dtype == "int8":
+        e = table[d]
+        total = e.sum(axis=1, keepdims=True)
+        v = (e * 256 + total // 2) // total - 128
+        return np.minimum(v, 127).astype(np.int8)
+    index = d >> 7
+    frac = d & 127
+    lo, hi = table[index], table[index + 1]          # d <= 65535: index + 1 <= 512
+    e = lo + (((hi - lo) * frac + 64) >> 7)
+    total = e.sum(axis=1, keepdims=True)
+    v = (e * 32768 + total // 2) // total
+    return np.minimum(v, 32767).astype(np.int16)
+
+
+def softmax_f32(x):
+    """darb_softmax_f32: max, exp(x - max) with darb_expf, a running sum, one division each."""
+    x = np.asarray(x, _F)
+    e = expf(x - x.max(axis=1, keepdims=True))
+    total = np.zeros(x.shape[0], _F)
+    for j in range(x.shape[1]):
+        total = total + e[:, j]
+    return (e / total[:, None]).astype(_F)
+
+
+def run(q, x, kernel="packed"):
+    """The output the generated C must produce for op ``q`` with ``kernel`` on
+    inputs ``x`` (quantized integers for int8 / int16, float32 otherwise)."""
+    if isinstance(q, QuantizedSoftmax):
+        return softmax_f32(x) if q.dtype == "float32" else softmax_int(q, x)
     if q.dtype == "float32":
         return dense_f32(q, x, all_columns=(kernel == "dense"))
     return dense_int(q, x)
+
+
+def exact(q, x):
+    """The float64 result of a float32 op and the scale its rounding errors
+    are measured against (see :func:`dense_f64`)."""
+    if isinstance(q, QuantizedSoftmax):
+        y = softmax_f64(np.asarray(x, np.float64))
+        return y, np.broadcast_to(np.abs(y).max(axis=1, keepdims=True), y.shape)
+    return dense_f64(q, x)
+

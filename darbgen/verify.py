@@ -46,10 +46,11 @@ class LayerCheck:
     max_abs_diff: float             # largest |C - reference|
     max_rel_f64: float = None       # float32 only: largest relative error against float64
     first_mismatch: dict = None
+    rtol: float = FLOAT_RTOL        # the tolerance max_rel_f64 must meet
 
     @property
     def ok(self):
-        within = self.max_rel_f64 is None or self.max_rel_f64 <= FLOAT_RTOL
+        within = self.max_rel_f64 is None or self.max_rel_f64 <= self.rtol
         return self.mismatches == 0 and within
 
 
@@ -110,8 +111,10 @@ def make_inputs(q, n_random=32, seed=0):
     to their largest and smallest accumulators)."""
     rng = np.random.default_rng(seed)
     cols = q.layer.cols
-    w = q.layer.weight
-    rows = sorted({0, q.layer.rows - 1, int(rng.integers(q.layer.rows))})
+    w = getattr(q.layer, "weight", None)         # None for a softmax: no sign patterns then
+    if w is None:
+        w = np.ones((1, cols))
+    rows = sorted({0, w.shape[0] - 1, int(rng.integers(w.shape[0]))})
     if q.dtype == "float32":
         vecs = [rng.standard_normal(cols) for _ in range(n_random // 2)]
         vecs += [rng.uniform(-1, 1, cols) for _ in range(n_random - n_random // 2)]
@@ -168,13 +171,12 @@ def _run_harness(exe, folder, inputs, timeout):
     return out_path.read_bytes()
 
 
-def _compare(g, x, got):
-    q = g.quantized
-    want = reference.dense(q, x, g.kernel)
-    if q.dtype == "float32":
+def _compare(unit, x, got):
+    want = unit.reference(x)
+    if unit.dtype == "float32":
         same = got.view(np.uint32) == want.view(np.uint32)
         diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-        exact, magnitude = reference.dense_f64(q, x)
+        exact, magnitude = unit.exact(x)
         scale = np.maximum(np.abs(exact), magnitude)
         rel = np.abs(got.astype(np.float64) - exact) / np.where(scale > 0, scale, 1.0)
         # an exact result beyond float32's range is rightly inf in float32
@@ -190,8 +192,8 @@ def _compare(g, x, got):
     if bad.size:
         v, r = (int(i) for i in bad[0])
         first = {"vector": v, "output": r, "c": got[v, r].item(), "reference": want[v, r].item()}
-    return LayerCheck(g.name, g.symbol, q.dtype, g.kernel, int(x.shape[0]), int(bad.shape[0]),
-                      float(diff.max()) if diff.size else 0.0, max_rel, first)
+    return LayerCheck(unit.name, unit.symbol, unit.dtype, unit.kernel, int(x.shape[0]), int(bad.shape[0]),
+                      float(diff.max()) if diff.size else 0.0, max_rel, first, unit.rtol)
 
 
 def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=120,
@@ -202,7 +204,9 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         module: a :class:`~darbgen.codegen.CModule` from :func:`darbgen.generate`.
         inputs: optional ``{layer name: (n, in) array}`` of inputs in the
             layer's C type (quantized for int8 / int16); by default random and
-            edge-case inputs from :func:`make_inputs`.
+            edge-case inputs from :func:`make_inputs` (for the whole model:
+            those of its first layer plus real calibration inputs). The key
+            ``"model"`` gives inputs for the whole model.
         n_random: random vectors per layer (edge cases come on top).
         seed: seed of the random inputs.
         sanitize: build with ``-fsanitize=address,undefined`` (any report fails).
@@ -216,15 +220,16 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
     """
     start = time.perf_counter()
     vectors = []
-    for i, g in enumerate(module.layers):
+    units = module.units
+    for i, g in enumerate(units):
         if inputs is not None and g.name in inputs:
             x = np.asarray(inputs[g.name])
             if x.ndim != 2 or x.shape[1] != g.layer.cols:
                 raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.cols}), "
                                    f"got {x.shape}")
-            x = x.astype(_NP[g.quantized.dtype])
+            x = x.astype(_NP[g.dtype])
         else:
-            x = make_inputs(g.quantized, n_random, seed + i)
+            x = g.make_inputs(n_random, seed + i)
         vectors.append(x)
     with tempfile.TemporaryDirectory(prefix="darbgen-verify-") as tmp:
         folder = Path(keep_dir) if keep_dir else Path(tmp)
@@ -233,9 +238,9 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         raw = _run_harness(exe, folder, vectors, timeout)
     checks = []
     pos = 0
-    for g, x in zip(module.layers, vectors):
+    for g, x in zip(units, vectors):
         n = x.shape[0] * g.layer.rows
-        dt = _NP[g.quantized.dtype]
+        dt = _NP[g.dtype]
         got = np.frombuffer(raw, dtype=dt, count=n, offset=pos).reshape(x.shape[0], g.layer.rows)
         pos += n * np.dtype(dt).itemsize
         checks.append(_compare(g, x, got))
@@ -253,7 +258,8 @@ def measure(module, target="cortex-m4", cc=None):
     arm-none-eabi-gcc, or "host").
 
     Returns ``{"target": ..., "layers": {symbol: {"code": n, "rodata": n}},
-    "runtime": {"code": n, "rodata": n}}``.
+    "runtime": {...}, "model": {...}}`` (model: the run function chaining the
+    layers, when they chain).
     """
     if target == "host":
         compiler, size_tool, tflags = host.host_compiler(cc), "size", []
@@ -262,7 +268,7 @@ def measure(module, target="cortex-m4", cc=None):
         size_tool, tflags = "arm-none-eabi-size", list(host.CORTEX_M4_FLAGS)
     else:
         raise DarbgenError(f"unknown target {target!r} for code size; choose cortex-m4 or host")
-    out = {"target": target, "layers": {}, "runtime": {"code": 0, "rodata": 0}}
+    out = {"target": target, "layers": {}, "runtime": {"code": 0, "rodata": 0}, "model": {"code": 0, "rodata": 0}}
     with tempfile.TemporaryDirectory(prefix="darbgen-size-") as tmp:
         module.write_files(tmp)
         sources = module.sources
@@ -273,6 +279,8 @@ def measure(module, target="cortex-m4", cc=None):
             entry = {"code": host.code_bytes(sizes), "rodata": host.data_bytes(sizes)}
             if src in layer_sources:
                 out["layers"][layer_sources[src]] = entry
+            elif src == f"{module.prefix}.c":
+                out["model"] = entry
             else:
                 out["runtime"]["code"] += entry["code"]
                 out["runtime"]["rodata"] += entry["rodata"]

@@ -113,14 +113,14 @@ def test_failed_verification_exits_1(pruned, tmp_path, capsys, monkeypatch, gcc,
     """If the C and the reference ever disagree, the command says so and fails."""
     from darbgen import reference
 
-    real = reference.dense
+    real = reference.run
 
     def off_by_one(q, x, kernel="packed"):
         out = real(q, x, kernel).copy()
         out[0, 0] += 1
         return out
 
-    monkeypatch.setattr(reference, "dense", off_by_one)
+    monkeypatch.setattr(reference, "run", off_by_one)
     code, out, err = run(["generate", pruned, "--out", tmp_path / "c", "--verify", "--json"], capsys)
     assert code == 1
     assert json.loads(out)["verified"] is False

@@ -65,7 +65,7 @@ def test_generate_refuses_colliding_layers(rng):
 def test_files_and_symbols(rng):
     m = module_for(rng)
     assert sorted(m.files) == ["darb.h", "darb_fc_s8.c", "darb_internal.h", "darb_math_f32.c", "darb_output.c",
-                               "net.h", "net_fc.c", "net_fc.h"]
+                               "net.c", "net.h", "net_fc.c", "net_fc.h"]
     c = m.files["net_fc.c"]
     h = m.files["net_fc.h"]
     # every array is static const and prefixed; no malloc, no VLA
@@ -77,6 +77,10 @@ def test_files_and_symbols(rng):
     assert "#define NET_FC_INPUT_ZERO_POINT" in h
     # exported symbols: only the run function
     assert re.findall(r"^void (\w+)\(", c, re.M) == ["net_fc_run"]
+    # a single layer is a chain: the model run and its API come too
+    assert re.findall(r"^void (\w+)\(", m.files["net.c"], re.M) == ["net_run"]
+    assert "#define NET_ARENA_BYTES 0" in m.files["net.h"] and "void net_run(const int8_t *in, int8_t *out);" in \
+        m.files["net.h"]
 
 
 def test_header_comment_names_darbgen_version_and_command_without_timestamps(rng):

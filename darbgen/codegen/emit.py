@@ -18,8 +18,8 @@ import numpy as np
 from .. import __version__
 from ..errors import DarbgenError
 from ..formats import encode
-from ..graph import Dense
-from ..quantize import QuantizedDense, quantize_network
+from ..graph import Dense, Model, Softmax
+from ..quantize import QuantizedDense, QuantizedSoftmax, is_chain, quantize_network
 from ..resources import runtime_c_dir, templates_dir
 from .names import c_identifier, unique_identifiers
 
@@ -85,6 +85,17 @@ class GeneratedLayer:
     def out_bytes(self):
         return self.layer.rows * _ITEMSIZE[self.in_ctype]
 
+    @property
+    def dtype(self):
+        return self.quantized.dtype
+
+    @property
+    def run_function(self):
+        return f"{self.symbol}_run"
+
+    #: float32 tolerance against float64 (relative to the rounding scale)
+    rtol = 1e-5
+
     def data_bytes(self):
         """Bytes of const data by role (values, index, metadata, params) and total."""
         out = dict.fromkeys(ROLES, 0)
@@ -92,6 +103,98 @@ class GeneratedLayer:
             out[a.role] += a.nbytes
         out["total"] = sum(out[r] for r in ROLES)
         return out
+
+    def reference(self, x):
+        """What the C must output for inputs ``x`` (bit for bit)."""
+        from ..reference import run
+
+        return run(self.quantized, x, self.kernel)
+
+    def exact(self, x):
+        """float32 ops: the float64 result and the scale of rounding errors."""
+        from ..reference import exact
+
+        return exact(self.quantized, x)
+
+    def make_inputs(self, n_random, seed):
+        from ..verify import make_inputs
+
+        return make_inputs(self.quantized, n_random, seed)
+
+
+@dataclass
+class ModelUnit:
+    """The whole chain of a module as one run function, ``<prefix>_run``."""
+
+    prefix: str
+    ops: list                # the GeneratedLayer of every op, in order
+    plan: dict               # memory plan (see plan_memory)
+    calib_inputs: np.ndarray = None
+
+    name = "model"
+    rtol = 1e-4
+    kernel = "model"
+
+    @property
+    def symbol(self):
+        return self.prefix
+
+    @property
+    def run_function(self):
+        return f"{self.prefix}_run"
+
+    @property
+    def dtype(self):
+        return self.ops[0].dtype
+
+    @property
+    def in_ctype(self):
+        return self.ops[0].in_ctype
+
+    @property
+    def layer(self):
+        """Shape information (rows = outputs, cols = inputs) like a layer's."""
+        return _Shape(self.ops[-1].layer.rows, self.ops[0].layer.cols)
+
+    @property
+    def in_bytes(self):
+        return self.ops[0].in_bytes
+
+    @property
+    def out_bytes(self):
+        return self.ops[-1].out_bytes
+
+    @property
+    def arena_bytes(self):
+        return self.plan["arena"] * _ITEMSIZE[self.in_ctype]
+
+    def reference(self, x):
+        for g in self.ops:
+            x = g.reference(x)
+        return x
+
+    def exact(self, x):
+        """The float64 model and the scale of float32 rounding in its last op
+        (sum |w| |x| + |b| of a final dense layer; the largest output of a
+        final softmax)."""
+        from ..reference import exact
+
+        y = np.asarray(x, np.float64)
+        for g in self.ops:
+            y, scale = exact(g.quantized, y)
+        return y, scale
+
+    def make_inputs(self, n_random, seed):
+        x = self.ops[0].make_inputs(n_random, seed)
+        if self.calib_inputs is not None:
+            x = np.concatenate([x, self.calib_inputs.astype(x.dtype)])
+        return x
+
+
+@dataclass
+class _Shape:
+    rows: int
+    cols: int
 
 
 @dataclass
@@ -105,7 +208,13 @@ class CModule:
     files: dict
     runtime_sources: list
     command: str = ""
+    model: ModelUnit = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def units(self):
+        """What the test harness runs: every op, then the whole model (when the ops chain)."""
+        return self.layers + ([self.model] if self.model is not None else [])
 
     @property
     def sources(self):
@@ -320,20 +429,79 @@ def runtime_files(dtype, kernels):
             names.append(f"src/darb_csr_fc_{sfx}.c")
         elif kernel == "dense":
             names.append(f"src/darb_dense_fc_{sfx}.c")
+        elif kernel == "softmax":
+            names.append("src/darb_softmax.c")
     return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}
 
 
 def _as_quantized(layers, dtype, calib, percentile):
+    if isinstance(layers, Model):
+        layers = layers.ops()
     layers = list(layers)
     if not layers:
         raise DarbgenError("nothing to generate: no layers given")
-    if all(isinstance(x, QuantizedDense) for x in layers):
+    if all(isinstance(x, (QuantizedDense, QuantizedSoftmax)) for x in layers):
         if len({q.dtype for q in layers}) != 1:
             raise DarbgenError("all layers of one module must have the same dtype")
         return layers
-    if all(isinstance(x, Dense) for x in layers):
+    if all(isinstance(x, (Dense, Softmax)) for x in layers):
         return quantize_network(layers, dtype, calib, percentile)
-    raise DarbgenError("generate takes darbgen.graph.Dense layers (or QuantizedDense from quantize_network)")
+    raise DarbgenError("generate takes a darbgen.graph.Model, or Dense / Softmax layers (or their quantized "
+                       "forms from quantize_network)")
+
+
+def _softmax_context(q, sym, prefix):
+    arrays = []
+    if q.dtype != "float32":
+        arrays.append(CArray(f"{sym}_exp", "int32_t", q.table, "params"))
+    in_t = CTYPES[q.dtype][0]
+    macros = _quant_macros(q)
+    ctx = {"layer": q.layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": arrays,
+           "in_t": in_t, "sfx": SUFFIX[q.dtype], "macros": macros, "header": f"{sym}.h"}
+    return ctx, arrays
+
+
+def plan_memory(ops):
+    """Where each tensor of a chain lives: the model's ``in``, its ``out``, or an
+    offset (in elements) in one static arena, reusing space once a tensor is dead.
+
+    Tensor k is op k's input (tensor 0 is ``in``, the last is ``out``). Softmax
+    works in place, so it shares its input's buffer (and the op before a final
+    softmax writes straight into ``out``).
+    """
+    n = len(ops)
+    where = [None] * (n + 1)
+    where[0], where[n] = "in", "out"
+    in_place = [isinstance(op.layer, Softmax) for op in ops]
+    k = n
+    while k > 1 and in_place[k - 1]:          # a trailing in-place op: its input is `out` too
+        where[k - 1] = "out"
+        k -= 1
+    alias = {}
+    for i in range(1, n):
+        if where[i] is None and in_place[i] and i + 1 < n and where[i + 1] is None:
+            alias[i + 1] = i                   # op i writes its output over its input
+    live = []                                  # (offset, size, first op, last op)
+    size = 0
+    for t in range(1, n):
+        if where[t] is not None or t in alias:
+            continue
+        last = t
+        while last + 1 in alias:
+            last += 1
+        elems = ops[t - 1].layer.rows
+        busy = sorted((o, s_) for o, s_, first, end in live if not (end < t - 1 or first > last))
+        offset = 0
+        for o, s_ in busy:
+            if offset + elems <= o:
+                break
+            offset = max(offset, o + s_)
+        live.append((offset, elems, t - 1, last))
+        where[t] = offset
+        size = max(size, offset + elems)
+    for t, src in sorted(alias.items()):
+        where[t] = where[src]
+    return {"tensors": where, "arena": size}
 
 
 def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=None, percentile=None, command=None):
@@ -369,27 +537,61 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     generated = []
     for q in qs:
         sym = symbols[q.name]
-        ctx, arrays = _layer_context(q, sym, kernel, prefix)
+        if isinstance(q, QuantizedSoftmax):
+            ctx, arrays = _softmax_context(q, sym, prefix)
+            template = "softmax"
+        else:
+            ctx, arrays = _layer_context(q, sym, kernel, prefix)
+            template = "dense_layer"
         ctx["banner"] = banner
-        files[f"{sym}.h"] = env.get_template("dense_layer.h.j2").render(ctx)
-        files[f"{sym}.c"] = env.get_template("dense_layer.c.j2").render(ctx)
-        generated.append(GeneratedLayer(q, sym, kernel, f"{sym}.h", f"{sym}.c", ctx["arrays"]))
+        files[f"{sym}.h"] = env.get_template(f"{template}.h.j2").render(ctx)
+        files[f"{sym}.c"] = env.get_template(f"{template}.c.j2").render(ctx)
+        generated.append(GeneratedLayer(q, sym, "softmax" if template == "softmax" else kernel,
+                                        f"{sym}.h", f"{sym}.c", ctx["arrays"]))
+    model = None
+    if is_chain([g.layer for g in generated]):
+        model = ModelUnit(prefix, generated, plan_memory(qs), calib_inputs=_model_calib(qs, calib))
+        files[f"{prefix}.c"] = env.get_template("model.c.j2").render(
+            banner=banner, prefix=prefix, PREFIX=prefix.upper(), model=model, layers=generated,
+            in_t=CTYPES[dtype][0])
+    first, last = qs[0], qs[-1]
     files[f"{prefix}.h"] = env.get_template("model.h.j2").render(
-        banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel)
-    rt = runtime_files(dtype, [kernel])
+        banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel,
+        model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last))
+    rt = runtime_files(dtype, [kernel] + (["softmax"] if any(g.kernel == "softmax" for g in generated) else []))
     clash = set(rt) & set(files)
     if clash:
         raise DarbgenError(f"generated file {sorted(clash)[0]} would collide with a runtime file; choose another "
                            f"prefix")
     files.update(rt)
-    return CModule(prefix, dtype, kernel, generated, files, sorted(n for n in rt if n.endswith(".c")), command)
+    return CModule(prefix, dtype, kernel, generated, files, sorted(n for n in rt if n.endswith(".c")), command,
+                   model)
+
+
+def _model_macros(first, last):
+    if first.dtype == "float32":
+        return []
+    return [("INPUT_SCALE", c_float(first.input.scale)), ("INPUT_ZERO_POINT", f"({first.input.zero_point})"),
+            ("OUTPUT_SCALE", c_float(last.output.scale)), ("OUTPUT_ZERO_POINT", f"({last.output.zero_point})")]
+
+
+def _model_calib(qs, calib, count=16):
+    """A few real calibration inputs in the model's input type, for verification."""
+    if calib is None or isinstance(calib, dict):
+        return None
+    x = np.asarray(calib, np.float64)
+    if x.ndim != 2:
+        return None
+    x = x[:count]
+    return x.astype(np.float32) if qs[0].dtype == "float32" else qs[0].input.quantize(x)
 
 
 def harness_table(module):
-    """The C table the runtime_c harness runs the module's layers from."""
+    """The C table the runtime_c harness runs the module's units (ops, then the model) from."""
+    units = module.units
     return environment().get_template("harness_table.c.j2").render(
-        module=module, layers=module.layers, prefix=module.prefix,
-        max_in=max(g.in_bytes for g in module.layers), max_out=max(g.out_bytes for g in module.layers))
+        module=module, layers=units, prefix=module.prefix,
+        max_in=max(g.in_bytes for g in units), max_out=max(g.out_bytes for g in units))
 
 
 __all__ = ["generate", "CModule", "GeneratedLayer", "CArray", "KERNELS", "c_identifier", "harness_table"]

@@ -136,6 +136,12 @@ void darb_dense_fc_s16(const darb_dense_shape *shape, const int8_t *weights,
 void darb_dense_fc_f32(const darb_dense_shape *shape, const float *weights,
                        const darb_quant_f32 *quant, const float *in, float *out);
 
+/* ---- softmax over n values; in == out is allowed --------------------------- */
+/* table: 256 (s8) or 513 (s16) Q15 values of exp(-d * input_scale), from the generator */
+void darb_softmax_s8(const int8_t *in, int8_t *out, uint32_t n, const int32_t *table);
+void darb_softmax_s16(const int16_t *in, int16_t *out, uint32_t n, const int32_t *table);
+void darb_softmax_f32(const float *in, float *out, uint32_t n);
+
 /* ---- output stages (also called by unrolled generated code) ---------------- */
 int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant);
 int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant);
