@@ -16,12 +16,16 @@ setup(
     python_requires=">=3.10",
     # templates/ and runtime_c/ live at the top of the repository but ship inside the
     # package, so a plain (non-editable) `pip install .` has them: see darbgen/resources.py.
-    packages=find_packages(include=["darbgen", "darbgen.*"]) + ["darbgen.templates", "darbgen.runtime_c"],
-    package_dir={"darbgen.templates": "templates", "darbgen.runtime_c": "runtime_c"},
-    package_data={"darbgen.templates": ["*", "**/*"], "darbgen.runtime_c": ["*", "**/*"]},
-    install_requires=["numpy>=1.24", "numba>=0.59", "jinja2>=3.1"],
+    # examples/ ships too, so `darbgen demo` finds its bundled model in any install.
+    packages=find_packages(include=["darbgen", "darbgen.*"]) + ["darbgen.templates", "darbgen.runtime_c",
+                                                                "darbgen.examples"],
+    package_dir={"darbgen.templates": "templates", "darbgen.runtime_c": "runtime_c", "darbgen.examples": "examples"},
+    package_data={"darbgen.templates": ["*", "**/*"], "darbgen.runtime_c": ["*", "**/*"],
+                  "darbgen.examples": ["*.npz", "*.py", "firmware/*"]},
+    install_requires=["numpy>=1.24", "numba>=0.59", "jinja2>=3.1", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3"],
+        "sklearn": ["scikit-learn>=1.3"],
         "examples": ["scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["darbgen=darbgen.cli:main"]},

@@ -1,5 +1,7 @@
 """The ``darbgen`` command.
 
+    darbgen demo                                   build the bundled digits network and report
+    darbgen build MODEL --ratio 16 --out DIR       a trained model in, verified C out
     darbgen prune IN.npz --ratio 16 -o OUT.npz     prune every weight matrix in a file
     darbgen generate OUT.npz --dtype int8 --out DIR --verify
                                                    write C for the pruned layers, and prove it
@@ -11,6 +13,7 @@ printed on one line naming the array at fault, with exit status 2.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -18,6 +21,8 @@ from . import __version__
 from .errors import DarbgenError
 
 EXAMPLES = """examples:
+  darbgen demo
+  darbgen build examples/digits_mlp.npz --ratio 2 --dtype int8 --out /tmp/digits_c
   darbgen prune examples/digits_mlp.npz --ratio 8 -o /tmp/pruned.npz
   darbgen prune model.npz --ratio 16 --scope global -o pruned.npz --json
   darbgen prune model.npz --method nm --n 2 --m 8 -o nm.npz
@@ -101,6 +106,51 @@ def _parser():
                          "arm-none-eabi-gcc is installed, else host)")
     ge.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ge.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
+
+    bu = sub.add_parser(
+        "build", help="a trained model in, verified C out (prune, quantize, generate, compile, verify, report)",
+        description="Load a trained model (.npz with a __model__ description, docs/npz.md; or a scikit-learn "
+                    "MLP pickle with --allow-pickle), prune it, quantize it, generate C, compile it with gcc, run "
+                    "it against the NumPy reference and report per layer: kind, shape, ratio, block sizes, bytes, "
+                    "code and the largest difference; totals for flash and RAM; with test data, the accuracy of "
+                    "the original model, the pruned float model and the generated C. Exit 1 if the C does not "
+                    "match the reference. docs/build.md.",
+        epilog="examples:\n  darbgen build examples/digits_mlp.npz --ratio 2 --out /tmp/digits_c\n"
+               "  darbgen build model.npz --ratio 16 --dtype int16 --calib x.npy --eval x_test.npy y_test.npy "
+               "--out c --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bu.add_argument("model", metavar="MODEL", help="the trained model: .npz (docs/npz.md) or .pkl/.joblib "
+                    "(scikit-learn MLP, needs --allow-pickle)")
+    bu.add_argument("--ratio", type=float, help="pruning ratio, > 1 (default: no pruning)")
+    bu.add_argument("--method", default="darb", choices=("darb", "irregular", "bmwm", "block", "bank_balanced",
+                                                          "nm"), help="pruning method (default: darb)")
+    bu.add_argument("--scope", default="layer", choices=("layer", "global"), help="pruning scope (default: layer)")
+    bu.add_argument("--dtype", default="int8", choices=("int8", "int16", "float32"), help="number type (default: "
+                    "int8)")
+    bu.add_argument("--kernel", default="packed", choices=("packed", "unrolled", "dense", "csr"),
+                    help="C kernel (default: packed; methods without block sizes fall back to csr)")
+    bu.add_argument("--calib", metavar="X.npy", help="calibration inputs (default: calib.x bundled in the file)")
+    bu.add_argument("--percentile", type=float, metavar="P", help="calibration ranges from percentiles")
+    bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "
+                    "(default: test.x / test.y bundled in the file)")
+    bu.add_argument("--target", default="host", choices=("host",), help="where the C runs for verification "
+                    "(default: host)")
+    bu.add_argument("--out", metavar="DIR", help="folder to write the C into (default: do not write)")
+    bu.add_argument("--prefix", help="C name prefix (default: the model's name)")
+    bu.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled scikit-learn model "
+                    "(a pickle can run any code: only for files you trust)")
+    bu.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    bu.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
+
+    de = sub.add_parser(
+        "demo", help="build the bundled digits network: prune 2x, int8, verify, report accuracy",
+        description="Run `darbgen build` on the bundled handwritten-digits MLP (examples/digits_mlp.npz) with "
+                    "DARB at 2x, int8, the packed kernel, calibration and test data from the file, and print the "
+                    "report. The C goes to a new temporary folder (or --out).")
+    de.add_argument("--ratio", type=float, default=2.0, help="pruning ratio (default: 2)")
+    de.add_argument("--out", metavar="DIR", help="folder to write the C into (default: a new temporary folder)")
+    de.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    de.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
 
     be = sub.add_parser("bench", help="benchmarks (prints figures; see docs/benchmarks.md)",
                         description="Benchmarks. `darbgen bench prune --help` for the pruning benchmark.")
@@ -345,6 +395,113 @@ def _generate_table(summary):
     return "\n".join([head, "", body, ""] + foot)
 
 
+def _load_npy(path, what):
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DarbgenError(f"{path}: no such file ({what})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DarbgenError(f"{path}: not a readable .npy array ({what}: {exc})") from None
+
+
+def cmd_build(args):
+    """`darbgen build`: the whole pipeline, then the report."""
+    import os
+    import shlex
+
+    from .build import build
+    from .report import to_json
+
+    if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
+        raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
+    calib = _load_calibration(args.calib) if args.calib else None
+    eval_data = None
+    if args.eval:
+        eval_data = (_load_npy(args.eval[0], "--eval inputs"), _load_npy(args.eval[1], "--eval labels"))
+        if len(eval_data[0]) != len(eval_data[1]):
+            raise DarbgenError(f"--eval: {len(eval_data[0])} inputs but {len(eval_data[1])} labels")
+    command = "darbgen " + " ".join(shlex.quote(a) for a in args.argv)
+    result = build(args.model, ratio=args.ratio, method=args.method, scope=args.scope, dtype=args.dtype,
+                   kernel=args.kernel, calib=calib, percentile=args.percentile, eval_data=eval_data,
+                   out=args.out, force=args.force, target=args.target, prefix=args.prefix,
+                   allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command)
+    return _print_build(result, args.json)
+
+
+def _print_build(result, as_json):
+    from .report import to_json
+
+    print(to_json(result.report) if as_json else build_table(result.report))
+    if not result.ok:
+        print("darbgen: error: verification FAILED: the C does not match the reference:\n"
+              + result.verification.describe(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args):
+    """`darbgen demo`: build the bundled digits MLP with sensible defaults."""
+    import tempfile
+
+    from .build import build
+    from .resources import examples_dir
+
+    out = args.out or tempfile.mkdtemp(prefix="darbgen-demo-")
+    if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
+        raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
+    result = build(examples_dir() / "digits_mlp.npz", ratio=args.ratio, method="darb", dtype="int8",
+                   kernel="packed", out=out, force=True, progress=sys.stderr.isatty(),
+                   command="darbgen demo" + (f" --ratio {args.ratio:g}" if args.ratio != 2.0 else ""))
+    return _print_build(result, args.json)
+
+
+def build_table(report):
+    """The build report as text tables."""
+    from .report import human_bytes, table
+
+    rows = []
+    for r in report["layers"]:
+        b = r["bytes"]
+        v = r["verify"]
+        blocks = " ".join(f"{k}:{n}" for k, n in r.get("block_sizes", {}).items()) or "-"
+        diff = f"{v['max_abs_diff']:g}" if v["ok"] else f"FAILED ({v['mismatches']} differ)"
+        rows.append([r["name"], r["kind"] + ("" if r["kind"] != "dense" else f" {r['activation']}"),
+                     "x".join(map(str, r["shape"])), f"{r['ratio']:.2f}" if "ratio" in r else "-", blocks,
+                     str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]), str(r["code_bytes"]),
+                     diff])
+    head = (f"{report['model']}: {report['dtype']} C, kernel {report['kernel']}"
+            + (f", {report['method']} pruning at {report['ratio']:.2f}x ({report['kept']} of {report['weights']} "
+               f"weights kept)" if report["method"] else ", not pruned")
+            + f", built in {report['seconds']:.1f} s")
+    body = table(["layer", "kind", "shape", "ratio", "block sizes (size:rows)", "values B", "index B",
+                  "metadata B", "params B", f"code B ({report['size_target']})", "max |C - ref|"], rows)
+    mc = report["model_check"]
+    lines = [head, "", body, "",
+             f"flash {human_bytes(report['flash_bytes'])} (code for {report['size_target']}, runtime kernels "
+             f"included), RAM {human_bytes(report['ram_bytes'])} of activations (one static arena; stack not "
+             f"counted)."]
+    if mc is not None:
+        lines.append(f"whole model: {'bit-identical to the reference' if mc['ok'] else 'MISMATCH'} on "
+                     f"{mc['vectors']} input vectors; every layer: "
+                     f"{'verified' if report['verified'] else 'FAILED'}.")
+    acc = report.get("accuracy")
+    if acc:
+        if acc["metric"] == "accuracy":
+            lines.append(f"accuracy on {acc['vectors']} test inputs: original {100 * acc['original']:.2f}%, pruned "
+                         f"float {100 * acc['pruned']:.2f}%, generated C {100 * acc['c']:.2f}% (the C picks the "
+                         f"pruned float model's class on {100 * acc['c_agrees_with_pruned']:.2f}%).")
+        else:
+            lines.append(f"mean squared error on {acc['vectors']} test inputs: original {acc['original']:.4g}, "
+                         f"pruned float {acc['pruned']:.4g}, generated C {acc['c']:.4g}.")
+    if report["output"]:
+        lines.append(f"C written to {report['output']} ({len(report['files'])} files; call {report['prefix']}_run, "
+                     f"see {report['prefix']}.h).")
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
+
+
 def cmd_bench(args):
     if args.which == "prune":
         from .bench.prune import main as bench_main
@@ -362,7 +519,8 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return {"prune": cmd_prune, "generate": cmd_generate, "bench": cmd_bench}[args.command](args)
+        return {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
+                "bench": cmd_bench}[args.command](args)
     except DarbgenError as exc:
         print(f"darbgen: error: {exc}", file=sys.stderr)
         return 2

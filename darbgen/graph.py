@@ -142,6 +142,8 @@ class Model:
     name: str
     input_shape: tuple
     layers: list
+    #: for classifiers: the label of each output (None: the output index is the class)
+    classes: np.ndarray = None
 
     def __post_init__(self):
         self.input_shape = tuple(int(d) for d in self.input_shape)
@@ -214,4 +216,17 @@ class Model:
                 r = results[layer.name]
                 layer = Dense(layer.name, r.apply(layer.weight), layer.bias, r.mask, r.block_sizes, layer.activation)
             layers.append(layer)
-        return Model(self.name, self.input_shape, layers)
+        return Model(self.name, self.input_shape, layers, self.classes)
+
+    def forward(self, x):
+        """The float64 forward pass (the model as trained, or pruned)."""
+        from .quantize import activate_f64, softmax_f64
+
+        y = np.asarray(x, np.float64).reshape(len(x), -1)
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
+                y = activate_f64(layer.activation, y)
+            elif isinstance(layer, Activation):
+                y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
+        return y

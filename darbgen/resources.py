@@ -24,3 +24,8 @@ def templates_dir():
 def runtime_c_dir():
     """The folder of hand-written C kernels, harnesses and board files."""
     return _find("runtime_c")
+
+
+def examples_dir():
+    """The folder of bundled example models (examples/ in a checkout)."""
+    return _find("examples")

@@ -63,6 +63,7 @@ class VerifyResult:
     flags: list
     sanitize: bool
     seconds: float
+    outputs: dict = field(default_factory=dict)     # unit name -> the C's outputs, every vector
     extra: dict = field(default_factory=dict)
 
     @property
@@ -197,7 +198,7 @@ def _compare(unit, x, got):
 
 
 def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=120,
-           raise_on_mismatch=True, keep_dir=None):
+           raise_on_mismatch=True, keep_dir=None, extra_inputs=None):
     """Compile ``module`` with the host gcc, run it and compare every output with the reference.
 
     Args:
@@ -206,7 +207,7 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
             layer's C type (quantized for int8 / int16); by default random and
             edge-case inputs from :func:`make_inputs` (for the whole model:
             those of its first layer plus real calibration inputs). The key
-            ``"model"`` gives inputs for the whole model.
+            ``"(model)"`` gives inputs for the whole model.
         n_random: random vectors per layer (edge cases come on top).
         seed: seed of the random inputs.
         sanitize: build with ``-fsanitize=address,undefined`` (any report fails).
@@ -214,6 +215,9 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         timeout: seconds the harness may run.
         raise_on_mismatch: raise :class:`VerificationError` when a layer differs.
         keep_dir: build in this folder (kept) instead of a temporary one.
+        extra_inputs: ``{unit name: array}`` appended to that unit's inputs
+            (checked like the others); ``result.outputs[name]`` then ends with
+            their outputs (``darbgen build --eval`` runs the test set so).
 
     Returns:
         a :class:`VerifyResult`.
@@ -230,6 +234,8 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
             x = x.astype(_NP[g.dtype])
         else:
             x = g.make_inputs(n_random, seed + i)
+        if extra_inputs is not None and g.name in extra_inputs:
+            x = np.concatenate([x, np.asarray(extra_inputs[g.name]).astype(x.dtype)])
         vectors.append(x)
     with tempfile.TemporaryDirectory(prefix="darbgen-verify-") as tmp:
         folder = Path(keep_dir) if keep_dir else Path(tmp)
@@ -237,6 +243,7 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc)
         raw = _run_harness(exe, folder, vectors, timeout)
     checks = []
+    outputs = {}
     pos = 0
     for g, x in zip(units, vectors):
         n = x.shape[0] * g.layer.rows
@@ -244,9 +251,10 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         got = np.frombuffer(raw, dtype=dt, count=n, offset=pos).reshape(x.shape[0], g.layer.rows)
         pos += n * np.dtype(dt).itemsize
         checks.append(_compare(g, x, got))
+        outputs[g.name] = got
     if pos != len(raw):
         raise DarbgenError(f"the harness wrote {len(raw)} bytes, expected {pos}")
-    result = VerifyResult(checks, compiler, flags, sanitize, time.perf_counter() - start)
+    result = VerifyResult(checks, compiler, flags, sanitize, time.perf_counter() - start, outputs)
     if raise_on_mismatch and not result.ok:
         raise VerificationError(result)
     return result

@@ -26,6 +26,8 @@ Output schema (``np.savez``, no pickled objects; load with
   (in, out) and are transposed on export).
 * ``test.x`` (n_test, 64) float32: the held-out inputs, already scaled by 1/16.
 * ``test.y`` (n_test,) int32: their labels 0..9.
+* ``calib.x`` (256, 64) float32: the first 256 training inputs, scaled by 1/16,
+  for calibrating quantization without touching the test set.
 * ``__model__``: a 0-d unicode string array holding JSON metadata
   (format ``darbgen-npz`` version 1, layer order/activations, input shape and
   scale, the script that trained it, and the test accuracy).
@@ -110,7 +112,10 @@ def train(x_train, y_train) -> MLPClassifier:
     return clf
 
 
-def export_arrays(clf: MLPClassifier, x_test, y_test, test_accuracy: float) -> dict[str, np.ndarray]:
+CALIB_COUNT = 256
+
+
+def export_arrays(clf: MLPClassifier, x_test, y_test, test_accuracy: float, x_calib) -> dict[str, np.ndarray]:
     if len(clf.coefs_) != len(LAYER_NAMES):
         raise AssertionError(f"expected {len(LAYER_NAMES)} layers, got {len(clf.coefs_)}")
     arrays: dict[str, np.ndarray] = {}
@@ -120,6 +125,7 @@ def export_arrays(clf: MLPClassifier, x_test, y_test, test_accuracy: float) -> d
         arrays[f"{name}.bias"] = np.ascontiguousarray(intercept, dtype=np.float32)
     arrays["test.x"] = np.ascontiguousarray(x_test, dtype=np.float32)
     arrays["test.y"] = np.ascontiguousarray(y_test, dtype=np.int32)
+    arrays["calib.x"] = np.ascontiguousarray(x_calib[:CALIB_COUNT], dtype=np.float32)
     meta = {
         "format": "darbgen-npz",
         "version": 1,
@@ -220,7 +226,7 @@ def main(argv=None) -> int:
     print(f"train accuracy: {train_acc:.4f}  ({len(y_train)} samples)")
     print(f"test accuracy:  {test_acc:.4f}  ({len(y_test)} samples)")
 
-    arrays = export_arrays(clf, x_test, y_test, test_acc)
+    arrays = export_arrays(clf, x_test, y_test, test_acc, x_train)
     save_atomic(out, arrays)
     verify(out, clf, x_test, y_test)
     print(f"wrote {out} ({out.stat().st_size} bytes)")

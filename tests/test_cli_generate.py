@@ -51,7 +51,7 @@ def test_generate_table_and_overwrite_rules(pruned, tmp_path, capsys, arm_gcc):
     out_dir = tmp_path / "c"
     code, out, err = run(["generate", pruned, "--out", out_dir], capsys)
     assert code == 0, err
-    assert "fc2" in out and "128x256" in out and "not verified" in out and "calibrated on test.x" in out
+    assert "fc2" in out and "128x256" in out and "not verified" in out and "calibrated on calib.x" in out
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
     code, _, err = run(["generate", pruned, "--out", out_dir, "--kernel", "csr"], capsys)
     assert code == 2 and "not empty; pass --force" in err

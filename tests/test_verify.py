@@ -37,7 +37,7 @@ def test_every_kernel_dtype_and_activation_matches_the_reference(rng, gcc, dtype
     m = generate(layers, dtype=dtype, kernel=kernel, prefix="t", calib=rng.standard_normal((64, 45)))
     result = verify(m, cc=gcc)
     assert result.ok and len(result.layers) == len(ACTIVATIONS) + 1      # each layer, then the model
-    assert result.layers[-1].name == "model"
+    assert result.layers[-1].name == "(model)"
     for check in result.layers:
         assert check.mismatches == 0 and check.max_abs_diff == 0
         assert check.vectors >= 40

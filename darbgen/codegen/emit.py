@@ -131,7 +131,7 @@ class ModelUnit:
     plan: dict               # memory plan (see plan_memory)
     calib_inputs: np.ndarray = None
 
-    name = "model"
+    name = "(model)"
     rtol = 1e-4
     kernel = "model"
 

@@ -85,3 +85,46 @@ def default_prefix(path, model_name):
     if model_name:
         return model_name
     return os.path.splitext(os.path.basename(os.fspath(path)))[0]
+
+
+#: Layer kinds `model_from_npz` reads (more join as darbgen learns them).
+SUPPORTED_KINDS = ("dense", "flatten", "activation", "softmax", "dropout")
+
+
+def model_from_npz(arrays, source="the file"):
+    """A :class:`~darbgen.graph.Model` from an .npz file that describes its
+    network in ``__model__`` (docs/npz.md). Pruning results stored by
+    ``darbgen prune`` (masks, block sizes) come along."""
+    from ..graph import Activation, Flatten, Model
+
+    model = model_description(arrays)
+    if model is None:
+        raise DarbgenError(f"{source}: has no __model__ description, so the network's layer order and activations "
+                           f"are unknown; add one (docs/npz.md)")
+    described = model.get("layers") or []
+    if not described:
+        raise DarbgenError(f"{source}: __model__ lists no layers")
+    if "input_shape" not in model:
+        raise DarbgenError(f"{source}: __model__ has no input_shape (e.g. [64])")
+    layers = []
+    for spec in described:
+        name = spec.get("name")
+        kind = spec.get("kind")
+        if not name:
+            raise DarbgenError(f"{source}: a layer in __model__ has no name")
+        if kind not in SUPPORTED_KINDS:
+            raise DarbgenError(f"{source}: layer {name!r} is of kind {kind!r}, which darbgen cannot build yet; "
+                               f"supported: {', '.join(SUPPORTED_KINDS)}")
+        act = spec.get("activation") or "none"
+        if kind == "dense":
+            key = f"{name}.weight"
+            if key not in arrays:
+                raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
+            layers.append(_dense(arrays, name, key, "none"))
+            if act != "none":
+                layers.append(Activation(f"{name}.{act}", act))
+        elif kind == "flatten":
+            layers.append(Flatten(name))
+        elif kind in ("activation", "softmax"):
+            layers.append(Activation(name, "softmax" if kind == "softmax" else act))
+    return Model(model.get("name") or "model", tuple(model["input_shape"]), layers)

@@ -1,0 +1,279 @@
+"""`darbgen build`: a trained model in, verified C out, in one call.
+
+load -> prune -> quantize -> generate -> compile -> verify -> report. Each
+stage is the public function of its module; this one only strings them
+together, evaluates accuracy when given test data, and assembles the report.
+"""
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DarbgenError
+
+TARGETS = ("host",)
+
+
+@dataclass
+class Source:
+    """A loaded model and the data its file bundles (calibration, test set)."""
+
+    model: object
+    calib: np.ndarray = None
+    eval_x: np.ndarray = None
+    eval_y: np.ndarray = None
+    path: str = None
+    notes: list = field(default_factory=list)
+
+
+def load(source, allow_pickle=False):
+    """A :class:`Source` from a Model, a fitted scikit-learn MLP, an .npz file
+    (docs/npz.md), or (with ``allow_pickle``) a pickled scikit-learn MLP."""
+    from .graph import Model
+    from .importers.sklearn import from_sklearn, is_sklearn_mlp
+
+    if isinstance(source, Model):
+        return Source(source)
+    if is_sklearn_mlp(source):
+        return Source(from_sklearn(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise DarbgenError(f"cannot build from a {type(source).__name__}: give a darbgen Model, a fitted "
+                           f"scikit-learn MLPClassifier / MLPRegressor, or a model file")
+    path = os.fspath(source)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        from .importers.npz import model_from_npz
+        from .npzio import load_npz
+
+        arrays = load_npz(path)
+        model = model_from_npz(arrays, path)
+        src = Source(model, path=path)
+        if "calib.x" in arrays:
+            src.calib = arrays["calib.x"]
+        if "test.x" in arrays and "test.y" in arrays:
+            src.eval_x, src.eval_y = arrays["test.x"], arrays["test.y"]
+        return src
+    if ext in (".pkl", ".pickle", ".joblib"):
+        if not allow_pickle:
+            raise DarbgenError(f"{path}: loading a pickle runs any code it contains; if you trust this file, pass "
+                               f"--allow-pickle (API: allow_pickle=True)")
+        if not os.path.isfile(path):
+            raise DarbgenError(f"{path}: no such file")
+        try:
+            if ext == ".joblib":
+                import joblib
+
+                obj = joblib.load(path)
+            else:
+                import pickle
+
+                with open(path, "rb") as f:
+                    obj = pickle.load(f)
+        except ImportError as exc:
+            raise DarbgenError(f"{path}: needs {exc.name} to load; pip install scikit-learn") from None
+        except Exception as exc:  # a broken pickle can raise almost anything
+            raise DarbgenError(f"{path}: not a readable pickle ({exc.__class__.__name__}: {exc})") from None
+        if not is_sklearn_mlp(obj):
+            raise DarbgenError(f"{path}: holds a {type(obj).__name__}; darbgen builds fitted scikit-learn "
+                               f"MLPClassifier / MLPRegressor models from pickles")
+        return Source(from_sklearn(obj), path=path)
+    raise DarbgenError(f"{path}: unknown model format {ext or '(no extension)'}; darbgen reads .npz (docs/npz.md) "
+                       f"and, with --allow-pickle, scikit-learn .pkl / .joblib")
+
+
+def _steps(show):
+    """A progress bar over the build steps (tqdm), quiet when not on a terminal."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=7, desc="darbgen build", unit="step", file=sys.stderr, disable=not show, leave=False,
+                bar_format="{desc}: {n_fmt}/{total_fmt} {postfix}")
+
+
+def _advance(bar, label):
+    if bar is not None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+
+def predict(outputs, classes=None):
+    """Class labels from model outputs: argmax, or > 0.5 for one sigmoid output."""
+    outputs = np.asarray(outputs, np.float64)
+    index = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
+    return index if classes is None else np.asarray(classes)[index]
+
+
+def _score(outputs, y, classes):
+    y = np.asarray(y)
+    if _is_classification(y, classes):
+        return float(np.mean(predict(outputs, classes) == y.reshape(-1)))
+    return float(np.mean((np.asarray(outputs, np.float64).reshape(y.shape) - y) ** 2))
+
+
+def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
+          percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None, allow_pickle=False,
+          prune_options=None, progress=False, command=None):
+    """Build verified C from a trained model; returns a :class:`BuildResult`.
+
+    Args:
+        source: a model file (.npz, or a scikit-learn pickle with
+            ``allow_pickle``), a fitted scikit-learn MLP, or a graph.Model.
+        ratio: pruning ratio (None: no pruning, dense weights).
+        method, scope, prune_options: as :func:`darbgen.prune_model`.
+        dtype, kernel: as :func:`darbgen.generate` (kernel ``packed`` needs
+            darb or bmwm; other methods fall back to ``csr``).
+        calib: calibration inputs (default: the ones the file bundles).
+        eval_data: (X, y) to measure accuracy (default: the bundled test set).
+        out: folder to write the C into (None: do not write).
+        target: where the C is run for verification ("host").
+    """
+    from .codegen import generate
+    from .pruning import prune_model
+    from .verify import measure, verify
+
+    if target not in TARGETS:
+        raise DarbgenError(f"unknown target {target!r}; this release runs the C on: {', '.join(TARGETS)}")
+    start = time.perf_counter()
+    bar = _steps(progress)
+    src = load(source, allow_pickle)
+    model = src.model
+    notes = list(src.notes)
+    _advance(bar, "loaded")
+    weights = {layer.name: layer.weight for layer in model.weight_layers()}
+    results = {}
+    if ratio is not None:
+        results = dict(prune_model(weights, ratio, method, scope=scope, **(prune_options or {})).items())
+        pruned = model.with_pruning(results)
+    else:
+        pruned = model
+    _advance(bar, "pruned")
+    if kernel == "packed" and results and next(iter(results.values())).block_sizes is None:
+        notes.append(f"kernel packed needs darb or bmwm block sizes; {method} pruning uses csr")
+        kernel = "csr"
+    if kernel == "packed" and not results:
+        notes.append("no --ratio: dense weights, kernel dense")
+        kernel = "dense"
+    if calib is None and dtype != "float32":
+        if src.calib is not None:
+            calib = src.calib
+            notes.append(f"calibrated on calib.x bundled in {os.path.basename(src.path)} ({len(calib)} inputs)")
+        elif src.eval_x is not None and eval_data is None:
+            calib = src.eval_x
+            notes.append("calibrated on the bundled test set (no calib.x in the file)")
+    if eval_data is None and src.eval_x is not None:
+        eval_data = (src.eval_x, src.eval_y)
+    module = generate(pruned, dtype=dtype, kernel=kernel, prefix=prefix or model.name, calib=calib,
+                      percentile=percentile, command=command)
+    _advance(bar, "generated")
+    import shutil
+
+    size_target = "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"
+    sizes = measure(module, size_target)
+    _advance(bar, "measured")
+    extra = None
+    if eval_data is not None:
+        ex = np.asarray(eval_data[0], np.float64).reshape(len(eval_data[0]), -1)
+        first = module.layers[0].quantized
+        extra = {"(model)": ex.astype(np.float32) if dtype == "float32" else first.input.quantize(ex)}
+    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
+    _advance(bar, "verified")
+    accuracy = None
+    c_real = None
+    if eval_data is not None:
+        ey = eval_data[1]
+        c_out = checked.outputs["(model)"][-len(ey):]
+        last = module.layers[-1].quantized
+        c_real = c_out.astype(np.float64) if dtype == "float32" else last.output.dequantize(c_out)
+        classify = _is_classification(ey, model.classes)
+        pruned_out = pruned.forward(ex)
+        accuracy = {"metric": "accuracy" if classify else "mse", "vectors": int(len(ey)),
+                    "original": _score(model.forward(ex), ey, model.classes),
+                    "pruned": _score(pruned_out, ey, model.classes),
+                    "c": _score(c_real, ey, model.classes)}
+        if classify:
+            # how often the C picks the class the pruned float model picks
+            accuracy["c_agrees_with_pruned"] = float(np.mean(predict(c_real) == predict(pruned_out)))
+    if out is not None:
+        module.write(out, force=force)
+    _advance(bar, "written" if out else "done")
+    if bar is not None:
+        bar.close()
+    report = build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out,
+                          time.perf_counter() - start, method if results else None)
+    return BuildResult(model, pruned, module, checked, report, c_real)
+
+
+def _is_classification(y, classes):
+    y = np.asarray(y)
+    return np.issubdtype(y.dtype, np.integer) or y.dtype.kind in "OUSb" or classes is not None
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build` made: the models, the generated module, the
+    verification and the report (plain data, see docs/build.md)."""
+
+    model: object
+    pruned: object
+    module: object
+    verification: object
+    report: dict
+    #: the generated C's outputs on the evaluation inputs, as real numbers
+    eval_outputs: np.ndarray = None
+
+    @property
+    def ok(self):
+        return self.verification.ok
+
+
+def _histogram(block_sizes):
+    if block_sizes is None:
+        return {}
+    sizes, counts = np.unique(block_sizes, return_counts=True)
+    return {int(b): int(c) for b, c in zip(sizes, counts)}
+
+
+def build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method):
+    """The build report as plain data (what --json prints)."""
+    checks = {c.symbol: c for c in checked.layers}
+    layers = []
+    for g in module.layers:
+        obj = sizes["layers"][g.symbol]
+        c = checks[g.symbol]
+        softmax = g.kernel == "softmax"
+        row = {"name": g.name, "symbol": g.symbol, "kind": "softmax" if softmax else "dense",
+               "shape": [g.layer.rows] if softmax else [g.layer.rows, g.layer.cols], "bytes": g.data_bytes(),
+               "code_bytes": obj["code"],
+               "flash_bytes": obj["code"] + obj["rodata"],
+               "verify": {"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,
+                          "max_abs_diff": c.max_abs_diff, "max_rel_f64": c.max_rel_f64}}
+        if row["kind"] == "dense":
+            row["activation"] = g.layer.activation
+            row["kept"] = g.layer.kept
+            row["ratio"] = g.layer.ratio
+            row["block_sizes"] = _histogram(g.layer.block_sizes)
+        layers.append(row)
+    model_check = checks.get(module.prefix)
+    flash = (sum(r["flash_bytes"] for r in layers) + sizes["runtime"]["code"] + sizes["runtime"]["rodata"]
+             + sizes["model"]["code"] + sizes["model"]["rodata"])
+    dense_weights = sum(layer.weight.size for layer in model.weight_layers())
+    kept = sum(layer.kept for layer in pruned.weight_layers())
+    report = {
+        "model": model.name, "prefix": module.prefix, "dtype": module.dtype, "kernel": module.kernel,
+        "method": method, "ratio": dense_weights / max(kept, 1), "weights": dense_weights, "kept": kept,
+        "verified": checked.ok, "flash_bytes": flash,
+        "ram_bytes": module.model.arena_bytes if module.model is not None else 0,
+        "size_target": sizes["target"], "runtime_code_bytes": sizes["runtime"]["code"],
+        "model_check": None if model_check is None else {
+            "ok": model_check.ok, "vectors": model_check.vectors, "mismatches": model_check.mismatches,
+            "max_abs_diff": model_check.max_abs_diff, "max_rel_f64": model_check.max_rel_f64},
+        "layers": layers, "notes": notes, "output": None if out is None else os.fspath(out),
+        "files": sorted(module.files), "seconds": seconds,
+        "compiler": {"cc": checked.compiler, "flags": checked.flags},
+    }
+    if accuracy is not None:
+        report["accuracy"] = accuracy
+    return report
