@@ -86,6 +86,16 @@ class Dense:
         return self.weight.shape[1]
 
     @property
+    def in_size(self):
+        """Values in one input tensor."""
+        return self.weight.shape[1]
+
+    @property
+    def out_size(self):
+        """Values in one output tensor."""
+        return self.weight.shape[0]
+
+    @property
     def kept(self):
         return int(np.count_nonzero(self.mask))
 
@@ -129,6 +139,8 @@ class Softmax:
     @property
     def cols(self):
         return self.size
+
+    in_size = out_size = property(lambda self: self.size)
 
 
 @dataclass

@@ -426,7 +426,7 @@ def activate_f64(activation, v):
 
 def is_chain(layers):
     """True when each layer's inputs are the previous layer's outputs."""
-    return all(a.rows == b.cols for a, b in zip(layers, layers[1:]))
+    return all(a.out_size == b.in_size for a, b in zip(layers, layers[1:]))
 
 
 def _calibration_inputs(layer, x):
@@ -435,8 +435,8 @@ def _calibration_inputs(layer, x):
         raise DarbgenError(f"{layer.name}: calibration inputs must be numbers, got dtype {x.dtype}")
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != layer.cols:
-        raise DarbgenError(f"{layer.name}: calibration inputs must have shape (n, {layer.cols}), got {x.shape}")
+    if x.ndim != 2 or x.shape[1] != layer.in_size:
+        raise DarbgenError(f"{layer.name}: calibration inputs must have shape (n, {layer.in_size}), got {x.shape}")
     return x.astype(np.float64)
 
 
@@ -455,7 +455,7 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
         return [_quantize_op(layer, dtype, None, None, None) for layer in layers]
     if calib is None:
         raise DarbgenError(f"{dtype} needs calibration inputs to choose activation ranges: pass --calib X.npy "
-                           f"(inputs of the first layer, shape (n, {layers[0].cols})) or calib= in the API")
+                           f"(inputs of the first layer, shape (n, {layers[0].in_size})) or calib= in the API")
     out = []
     if isinstance(calib, dict):
         for layer in layers:

@@ -85,8 +85,8 @@ def activate_f32(activation, acc):
 
 def _inputs(q, x):
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != q.layer.cols:
-        raise DarbgenError(f"{q.name}: inputs must have shape (n, {q.layer.cols}), got {x.shape}")
+    if x.ndim != 2 or x.shape[1] != q.layer.in_size:
+        raise DarbgenError(f"{q.name}: inputs must have shape (n, {q.layer.in_size}), got {x.shape}")
     return x
 
 

@@ -111,9 +111,9 @@ def make_inputs(q, n_random=32, seed=0):
     (type minimum, maximum, zero, zero point, and sign patterns that push rows
     to their largest and smallest accumulators)."""
     rng = np.random.default_rng(seed)
-    cols = q.layer.cols
-    w = getattr(q.layer, "weight", None)         # None for a softmax: no sign patterns then
-    if w is None:
+    cols = q.layer.in_size
+    w = getattr(q.layer, "weight", None)
+    if w is None or w.shape[1] != cols:          # softmax, pooling, convolutions: no sign patterns
         w = np.ones((1, cols))
     rows = sorted({0, w.shape[0] - 1, int(rng.integers(w.shape[0]))})
     if q.dtype == "float32":
@@ -228,8 +228,8 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
     for i, g in enumerate(units):
         if inputs is not None and g.name in inputs:
             x = np.asarray(inputs[g.name])
-            if x.ndim != 2 or x.shape[1] != g.layer.cols:
-                raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.cols}), "
+            if x.ndim != 2 or x.shape[1] != g.layer.in_size:
+                raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.in_size}), "
                                    f"got {x.shape}")
             x = x.astype(_NP[g.dtype])
         else:
@@ -246,9 +246,9 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
     outputs = {}
     pos = 0
     for g, x in zip(units, vectors):
-        n = x.shape[0] * g.layer.rows
+        n = x.shape[0] * g.layer.out_size
         dt = _NP[g.dtype]
-        got = np.frombuffer(raw, dtype=dt, count=n, offset=pos).reshape(x.shape[0], g.layer.rows)
+        got = np.frombuffer(raw, dtype=dt, count=n, offset=pos).reshape(x.shape[0], g.layer.out_size)
         pos += n * np.dtype(dt).itemsize
         checks.append(_compare(g, x, got))
         outputs[g.name] = got

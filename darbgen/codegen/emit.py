@@ -79,11 +79,11 @@ class GeneratedLayer:
 
     @property
     def in_bytes(self):
-        return self.layer.cols * _ITEMSIZE[self.in_ctype]
+        return self.layer.in_size * _ITEMSIZE[self.in_ctype]
 
     @property
     def out_bytes(self):
-        return self.layer.rows * _ITEMSIZE[self.in_ctype]
+        return self.layer.out_size * _ITEMSIZE[self.in_ctype]
 
     @property
     def dtype(self):
@@ -154,7 +154,7 @@ class ModelUnit:
     @property
     def layer(self):
         """Shape information (rows = outputs, cols = inputs) like a layer's."""
-        return _Shape(self.ops[-1].layer.rows, self.ops[0].layer.cols)
+        return _Shape(self.ops[-1].layer.out_size, self.ops[0].layer.in_size)
 
     @property
     def in_bytes(self):
@@ -193,8 +193,8 @@ class ModelUnit:
 
 @dataclass
 class _Shape:
-    rows: int
-    cols: int
+    out_size: int
+    in_size: int
 
 
 @dataclass
@@ -489,7 +489,7 @@ def plan_memory(ops):
         last = t
         while last + 1 in alias:
             last += 1
-        elems = ops[t - 1].layer.rows
+        elems = ops[t - 1].layer.out_size
         busy = sorted((o, s_) for o, s_, first, end in live if not (end < t - 1 or first > last))
         offset = 0
         for o, s_ in busy:
