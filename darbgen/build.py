@@ -142,7 +142,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     model = src.model
     notes = list(src.notes)
     _advance(bar, "loaded")
-    weights = {layer.name: layer.weight for layer in model.weight_layers()}
+    weights = {layer.name: layer.pruning_matrix for layer in model.weight_layers()}
     results = {}
     if ratio is not None:
         results = dict(prune_model(weights, ratio, method, scope=scope, **(prune_options or {})).items())
@@ -259,8 +259,8 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
     model_check = checks.get(module.prefix)
     flash = (sum(r["flash_bytes"] for r in layers) + sizes["runtime"]["code"] + sizes["runtime"]["rodata"]
              + sizes["model"]["code"] + sizes["model"]["rodata"])
-    dense_weights = sum(layer.weight.size for layer in model.weight_layers())
-    kept = sum(layer.kept for layer in pruned.weight_layers())
+    dense_weights = sum(layer.pruning_matrix.size for layer in model.weight_layers())
+    kept = sum(int(np.count_nonzero(layer.mask)) for layer in pruned.weight_layers())
     report = {
         "model": model.name, "prefix": module.prefix, "dtype": module.dtype, "kernel": module.kernel,
         "method": method, "ratio": dense_weights / max(kept, 1), "weights": dense_weights, "kept": kept,

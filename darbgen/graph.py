@@ -103,6 +103,21 @@ class Dense:
     def ratio(self):
         return self.mask.size / max(self.kept, 1)
 
+    @property
+    def pruning_matrix(self):
+        return self.weight
+
+    def with_mask(self, result):
+        """A copy pruned by ``result`` (a PruneResult): masked weights, mask, block sizes."""
+        return Dense(self.name, result.apply(self.weight), self.bias, result.mask, result.block_sizes,
+                     self.activation)
+
+    def forward_f64(self, x):
+        from .quantize import activate_f64
+
+        pre = np.asarray(x, np.float64) @ self.weight.astype(np.float64).T + self.bias.astype(np.float64)
+        return pre, activate_f64(self.activation, pre)
+
 
 @dataclass
 class Activation:
@@ -181,6 +196,8 @@ class Model:
                 shape = (layer.rows,)
             elif isinstance(layer, Flatten):
                 shape = (int(np.prod(shape)),)
+            elif isinstance(layer, (Conv2D, Conv1D)):
+                shape = layer.output_shape(shape)
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax" and len(shape) != 1:
                     raise DarbgenError(f"{layer.name}: softmax needs a vector, got shape {shape}")
@@ -196,7 +213,7 @@ class Model:
 
     def weight_layers(self):
         """The layers whose weights are pruned, in order."""
-        return [layer for layer in self.layers if isinstance(layer, Dense)]
+        return [layer for layer in self.layers if isinstance(layer, (Dense, Conv2D, Conv1D))]
 
     def ops(self):
         """The lowered op list: Dense (activation fused) and Softmax."""
@@ -205,12 +222,16 @@ class Model:
         for layer, out_shape in zip(self.layers, self.shapes()):
             if isinstance(layer, Dense):
                 ops.append(layer)
+            elif isinstance(layer, (Conv2D, Conv1D)):
+                ops.append(layer.op(shape))
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax":
                     ops.append(Softmax(layer.name, int(np.prod(out_shape))))
                 elif ops and isinstance(ops[-1], Dense) and ops[-1].activation == "none":
                     prev = ops[-1]
                     ops[-1] = Dense(prev.name, prev.weight, prev.bias, prev.mask, prev.block_sizes, layer.kind)
+                elif ops and isinstance(ops[-1], ConvOp) and ops[-1].activation == "none":
+                    ops[-1] = ops[-1].with_activation(layer.kind)
                 elif layer.kind != "none":
                     raise DarbgenError(f"{layer.name}: a {layer.kind} that does not follow a dense layer without "
                                        f"activation is not supported yet")
@@ -224,9 +245,8 @@ class Model:
         ``results`` ({layer name: PruneResult}), pruned weights set to zero."""
         layers = []
         for layer in self.layers:
-            if isinstance(layer, Dense) and layer.name in results:
-                r = results[layer.name]
-                layer = Dense(layer.name, r.apply(layer.weight), layer.bias, r.mask, r.block_sizes, layer.activation)
+            if layer in self.weight_layers() and layer.name in results:
+                layer = layer.with_mask(results[layer.name])
             layers.append(layer)
         return Model(self.name, self.input_shape, layers, self.classes)
 
@@ -235,10 +255,222 @@ class Model:
         from .quantize import activate_f64, softmax_f64
 
         y = np.asarray(x, np.float64).reshape(len(x), -1)
-        for layer in self.layers:
+        shape = self.input_shape
+        for layer, out_shape in zip(self.layers, self.shapes()):
             if isinstance(layer, Dense):
                 y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
                 y = activate_f64(layer.activation, y)
+            elif isinstance(layer, (Conv2D, Conv1D)):
+                y = layer.op(shape).forward_f64(y)[1]
             elif isinstance(layer, Activation):
                 y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
+            shape = out_shape
         return y
+
+
+# ----------------------------------------------------------------------------- convolutions
+
+def _pair(value, what, name):
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise DarbgenError(f"{name}: {what} must be a positive integer or a pair of them, got {value}")
+    return value
+
+
+def _same_padding(size, k, stride, dilation):
+    """TensorFlow's 'same': output ceil(size / stride), extra padding at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (k - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@dataclass
+class Conv2D:
+    """A 2-D convolution over channel-first tensors (C, H, W).
+
+    ``weight`` is (out, in, kh, kw) (PyTorch's layout); it is pruned as the
+    (out, in * kh * kw) matrix, column (c, ky, kx) at ``(c * kh + ky) * kw +
+    kx``. ``padding``: "valid", "same" (TensorFlow's: extra at the end), an
+    int, a pair (top/bottom, left/right) or four (top, bottom, left, right).
+    ``mask`` is (out, in * kh * kw) or the weight's shape.
+    """
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray = None
+    stride: tuple = (1, 1)
+    padding: object = "valid"
+    dilation: tuple = (1, 1)
+    mask: np.ndarray = None
+    block_sizes: np.ndarray = None
+    activation: str = "none"
+
+    def __post_init__(self):
+        w = np.asarray(self.weight)
+        if w.ndim != 4 or w.size == 0:
+            raise DarbgenError(f"{self.name}: a Conv2D kernel must be (out, in, kh, kw), got shape {w.shape}")
+        mask = None if self.mask is None else np.asarray(self.mask).reshape(w.shape[0], -1)
+        self.matrix = Dense(self.name, w.reshape(w.shape[0], -1), self.bias, mask, self.block_sizes,
+                            self.activation)
+        self.weight = self.matrix.weight.reshape(w.shape)
+        self.bias, self.mask, self.block_sizes = self.matrix.bias, self.matrix.mask, self.matrix.block_sizes
+        self.stride = _pair(self.stride, "stride", self.name)
+        self.dilation = _pair(self.dilation, "dilation", self.name)
+        if not (isinstance(self.padding, str) and self.padding in ("valid", "same")):
+            p = (self.padding,) if isinstance(self.padding, (int, np.integer)) else tuple(self.padding)
+            p = tuple(int(v) for v in p)
+            if len(p) == 1:
+                p = p * 4
+            elif len(p) == 2:
+                p = (p[0], p[0], p[1], p[1])
+            if len(p) != 4 or min(p) < 0:
+                raise DarbgenError(f"{self.name}: padding must be 'valid', 'same', or 1, 2 or 4 non-negative "
+                                   f"integers, got {self.padding!r}")
+            self.padding = p
+
+    @property
+    def kernel_size(self):
+        return self.weight.shape[2:]
+
+    def resolved_padding(self, in_h, in_w):
+        """(top, bottom, left, right) for an input of in_h x in_w."""
+        kh, kw = self.kernel_size
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            return (_same_padding(in_h, kh, self.stride[0], self.dilation[0])
+                    + _same_padding(in_w, kw, self.stride[1], self.dilation[1]))
+        return self.padding
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3 or in_shape[0] != self.weight.shape[1]:
+            raise DarbgenError(f"{self.name}: a Conv2D with {self.weight.shape[1]} input channels needs a (C, H, W) "
+                               f"input with C = {self.weight.shape[1]}, got shape {tuple(in_shape)}")
+        _, h, w = in_shape
+        kh, kw = self.kernel_size
+        top, bottom, left, right = self.resolved_padding(h, w)
+        oh = (h + top + bottom - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        ow = (w + left + right - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        if oh < 1 or ow < 1:
+            raise DarbgenError(f"{self.name}: the kernel does not fit the {h} x {w} input (with padding "
+                               f"{(top, bottom, left, right)})")
+        return (self.weight.shape[0], oh, ow)
+
+    def op(self, in_shape):
+        return ConvOp(self, tuple(in_shape))
+
+    @property
+    def pruning_matrix(self):
+        return self.matrix.weight
+
+    def with_mask(self, result):
+        return Conv2D(self.name, result.apply(self.matrix.weight).reshape(self.weight.shape), self.bias,
+                      self.stride, self.padding, self.dilation, result.mask, result.block_sizes, self.activation)
+
+
+@dataclass
+class Conv1D:
+    """A 1-D convolution over (C, L) tensors; ``weight`` (out, in, k). Runs as a
+    Conv2D with height 1."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray = None
+    stride: int = 1
+    padding: object = "valid"
+    dilation: int = 1
+    mask: np.ndarray = None
+    block_sizes: np.ndarray = None
+    activation: str = "none"
+
+    def __post_init__(self):
+        w = np.asarray(self.weight)
+        if w.ndim != 3 or w.size == 0:
+            raise DarbgenError(f"{self.name}: a Conv1D kernel must be (out, in, k), got shape {w.shape}")
+        if isinstance(self.padding, str):
+            pad = self.padding
+        else:
+            p = (self.padding,) if isinstance(self.padding, (int, np.integer)) else tuple(self.padding)
+            pad = (0, 0, int(p[0]), int(p[-1]))
+        self.as_2d = Conv2D(self.name, w[:, :, None, :], self.bias, (1, int(self.stride)), pad,
+                            (1, int(self.dilation)), self.mask, self.block_sizes, self.activation)
+        self.weight = self.as_2d.weight[:, :, 0, :]
+        self.bias, self.mask, self.block_sizes = self.as_2d.bias, self.as_2d.mask, self.as_2d.block_sizes
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 2:
+            raise DarbgenError(f"{self.name}: a Conv1D needs a (C, L) input, got shape {tuple(in_shape)}")
+        c, h, w = self.as_2d.output_shape((in_shape[0], 1, in_shape[1]))
+        return (c, w)
+
+    def op(self, in_shape):
+        return ConvOp(self.as_2d, (in_shape[0], 1, in_shape[1]))
+
+    @property
+    def pruning_matrix(self):
+        return self.as_2d.matrix.weight
+
+    def with_mask(self, result):
+        return Conv1D(self.name, result.apply(self.pruning_matrix).reshape(self.weight.shape), self.bias,
+                      self.stride, self.padding, self.dilation, result.mask, result.block_sizes, self.activation)
+
+
+class ConvOp:
+    """A convolution at a known input shape, as the C runs it: the pruned
+    (out, in * kh * kw) matrix (``weight``, ``mask``, ``block_sizes``, like a
+    Dense) plus the geometry."""
+
+    def __init__(self, conv, in_shape, activation=None):
+        self.conv = conv
+        self.name = conv.name
+        m = conv.matrix
+        self.weight, self.bias, self.mask, self.block_sizes = m.weight, m.bias, m.mask, m.block_sizes
+        self.activation = conv.activation if activation is None else activation
+        self.in_shape = tuple(in_shape)
+        self.out_shape = conv.output_shape(self.in_shape)
+        self.kernel_size = tuple(conv.kernel_size)
+        self.stride, self.dilation = conv.stride, conv.dilation
+        self.padding = conv.resolved_padding(*self.in_shape[1:])
+
+    rows = property(lambda self: self.weight.shape[0])
+    cols = property(lambda self: self.weight.shape[1])
+    in_size = property(lambda self: int(np.prod(self.in_shape)))
+    out_size = property(lambda self: int(np.prod(self.out_shape)))
+    kept = property(lambda self: int(np.count_nonzero(self.mask)))
+    ratio = property(lambda self: self.mask.size / max(self.kept, 1))
+
+    def with_activation(self, activation):
+        return ConvOp(self.conv, self.in_shape, activation)
+
+    def patch_index(self):
+        """For the reference: (pixels, cols) indices into the padded input, and its padded shape."""
+        c, h, w = self.in_shape
+        top, bottom, left, right = self.padding
+        hp, wp = h + top + bottom, w + left + right
+        kh, kw = self.kernel_size
+        oh, ow = self.out_shape[1:]
+        cc, ky, kx = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
+        cc, ky, kx = cc.ravel(), ky.ravel(), kx.ravel()
+        oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+        iy = oy.ravel()[:, None] * self.stride[0] + ky[None, :] * self.dilation[0]
+        ix = ox.ravel()[:, None] * self.stride[1] + kx[None, :] * self.dilation[1]
+        return (cc[None, :] * hp + iy) * wp + ix, (c, hp, wp)
+
+    def patches(self, x, pad_value):
+        """(n, pixels, cols) input patches (an im2col, for the reference only)."""
+        x = np.asarray(x)
+        c, h, w = self.in_shape
+        top, bottom, left, right = self.padding
+        index, (_, hp, wp) = self.patch_index()
+        padded = np.full((x.shape[0], c, hp, wp), pad_value, dtype=x.dtype)
+        padded[:, :, top:top + h, left:left + w] = x.reshape(-1, c, h, w)
+        return padded.reshape(x.shape[0], -1)[:, index]
+
+    def forward_f64(self, x):
+        p = self.patches(np.asarray(x, np.float64), 0.0)
+        pre = (p @ self.weight.astype(np.float64).T + self.bias.astype(np.float64)).transpose(0, 2, 1)
+        pre = pre.reshape(len(x), -1)
+        from .quantize import activate_f64
+        return pre, activate_f64(self.activation, pre)

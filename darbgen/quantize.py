@@ -400,8 +400,7 @@ def float_forward(layer, x):
     if isinstance(layer, Softmax):
         x = np.asarray(x, np.float64)
         return x, softmax_f64(x)
-    pre = np.asarray(x, np.float64) @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
-    return pre, activate_f64(layer.activation, pre)
+    return layer.forward_f64(x)
 
 
 def _quantize_op(layer, dtype, in_q, out_range, pre_range):

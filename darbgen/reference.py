@@ -90,10 +90,22 @@ def _inputs(q, x):
     return x
 
 
+def _patches(q, x, pad):
+    """(n, pixels, cols): what each output pixel's row multiplies (one pixel for a dense layer)."""
+    patches = getattr(q.layer, "patches", None)
+    return x[:, None, :] if patches is None else patches(x, pad)
+
+
+def _channels_first(acc):
+    """(n, pixels, rows) -> (n, rows * pixels): the C's channel-first output order."""
+    return acc.transpose(0, 2, 1).reshape(acc.shape[0], -1)
+
+
 def dense_int(q, x):
-    """The int8 / int16 layer on quantized inputs (n, in) -> (n, out), exactly as the C."""
+    """The int8 / int16 dense or convolution layer on quantized inputs, exactly as the C."""
     x = _inputs(q, x).astype(np.int64)
-    acc = x @ q.weight.astype(np.int64).T + q.bias.astype(np.int64)
+    pad = q.input.zero_point if q.dtype == "int8" else 0        # real 0 outside the image
+    acc = _patches(q, x, pad) @ q.weight.astype(np.int64).T + q.bias.astype(np.int64)
     if q.dtype == "int8":
         v = requantize_s8(acc, q.multiplier, q.shift) + q.output_offset
     else:
@@ -101,33 +113,35 @@ def dense_int(q, x):
     v = np.clip(v, q.act_min, q.act_max)
     if q.lut is not None:
         v = q.lut.astype(np.int64)[v + 128] if q.dtype == "int8" else lut_s16(q.lut, v)
-    return v.astype(np.int8 if q.dtype == "int8" else np.int16)
+    return _channels_first(v).astype(np.int8 if q.dtype == "int8" else np.int16)
 
 
 def dense_f32(q, x, all_columns=False):
-    """The float32 layer in the C's order of operations.
+    """The float32 dense or convolution layer in the C's order of operations.
 
     ``all_columns``: add every column, zeros included (the dense kernel);
     otherwise only the kept weights (packed, unrolled and CSR kernels).
     """
     x = _inputs(q, x).astype(_F)
     w = q.weight.astype(_F)
-    acc = np.broadcast_to(q.bias.astype(_F), (x.shape[0], w.shape[0])).copy()
+    p = _patches(q, x, _F(0.0))
+    acc = np.broadcast_to(q.bias.astype(_F), (p.shape[0], p.shape[1], w.shape[0])).copy()
     for j in range(w.shape[1]):
         rows = slice(None) if all_columns else q.layer.mask[:, j]
-        acc[:, rows] += x[:, j:j + 1] * w[rows, j]
-    return activate_f32(q.layer.activation, acc)
+        acc[:, :, rows] += p[:, :, j:j + 1] * w[rows, j]
+    return _channels_first(activate_f32(q.layer.activation, acc))
 
 
 def dense_f64(q, x):
     """The float32 layer computed exactly (float64), for the tolerance check;
     also returns sum |w| |x| + |b| per output, the scale of rounding errors."""
     x = _inputs(q, x).astype(np.float64)
+    p = _patches(q, x, 0.0)
     w = q.weight.astype(np.float64)
     b = q.bias.astype(np.float64)
-    pre = x @ w.T + b
-    magnitude = np.abs(x) @ np.abs(w).T + np.abs(b)
-    return activate_f64(q.layer.activation, pre), magnitude
+    pre = p @ w.T + b
+    magnitude = np.abs(p) @ np.abs(w).T + np.abs(b)
+    return _channels_first(activate_f64(q.layer.activation, pre)), _channels_first(magnitude)
 
 
 def softmax_int(q, x):

@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..errors import DarbgenError
 from ..formats import encode
-from ..graph import Dense, Model, Softmax
+from ..graph import ConvOp, Dense, Model, Softmax
 from ..quantize import QuantizedDense, QuantizedSoftmax, is_chain, quantize_network
 from ..resources import runtime_c_dir, templates_dir
 from .names import c_identifier, unique_identifiers
@@ -368,6 +368,34 @@ def _unrolled_parts(layer):
     return parts
 
 
+def _conv_geometry(q):
+    """The darb_conv_geometry of a convolution op, and what unrolled code needs."""
+    layer = q.layer
+    c, h, w = layer.in_shape
+    _, oh, ow = layer.out_shape
+    kh, kw = layer.kernel_size
+    top, _, left, _ = layer.padding
+    pad_value = q.input.zero_point if q.dtype == "int8" else 0
+    fields = [c, h, w, oh, ow, kh, kw, layer.stride[0], layer.stride[1], layer.dilation[0], layer.dilation[1],
+              top, left]
+    if max(fields) > MAX_DIM:
+        raise DarbgenError(f"{layer.name}: a convolution dimension exceeds {MAX_DIM}")
+    taps = [(j // (kh * kw), (j % (kh * kw)) // kw * layer.dilation[0], (j % kw) * layer.dilation[1])
+            for j in range(layer.cols)]
+    return {"fields": fields + [pad_value], "c": c, "h": h, "w": w, "oh": oh, "ow": ow, "sh": layer.stride[0],
+            "sw": layer.stride[1], "top": top, "left": left, "pad": pad_value, "taps": taps}
+
+
+def _describe(layer):
+    if isinstance(layer, ConvOp):
+        kh, kw = layer.kernel_size
+        return (f"conv {layer.rows} x {layer.in_shape[0]} x {kh} x {kw} on "
+                f"{' x '.join(map(str, layer.in_shape))} -> {' x '.join(map(str, layer.out_shape))}, "
+                f"stride {layer.stride[0]}x{layer.stride[1]}, padding {'/'.join(map(str, layer.padding))}, "
+                f"dilation {layer.dilation[0]}x{layer.dilation[1]}")
+    return f"dense {layer.rows} x {layer.cols}"
+
+
 def _quant_macros(q):
     if q.dtype == "float32":
         return []
@@ -383,6 +411,8 @@ def _layer_context(q, sym, kernel, prefix):
     emitted = {a.symbol: a for a in arrays if a.values.size > 0}
     in_t, w_t = CTYPES[q.dtype]
     sfx = SUFFIX[q.dtype]
+    conv = _conv_geometry(q) if isinstance(layer, ConvOp) else None
+    op = "conv" if conv else "fc"
     ctx = {
         "layer": layer, "q": q, "sym": sym, "SYM": sym.upper(), "kernel": kernel, "prefix": prefix,
         "arrays": [a for a in arrays if a.symbol in emitted],
@@ -393,8 +423,9 @@ def _layer_context(q, sym, kernel, prefix):
         "parts": _unrolled_parts(layer) if kernel == "unrolled" else [],
         "header": f"{sym}.h",
         "parts_macs": UNROLLED_PART_MACS,
-        "runtime_call": {"packed": f"darb_fc_{sfx}", "csr": f"darb_csr_fc_{sfx}",
-                         "dense": f"darb_dense_fc_{sfx}", "unrolled": None}[kernel],
+        "runtime_call": {"packed": f"darb_{op}_{sfx}", "csr": f"darb_csr_{op}_{sfx}",
+                         "dense": f"darb_dense_{op}_{sfx}", "unrolled": None}[kernel],
+        "conv": conv, "description": _describe(layer),
     }
     return ctx, arrays
 
@@ -423,7 +454,9 @@ def runtime_files(dtype, kernels):
     sfx = SUFFIX[dtype]
     names = ["include/darb.h", "src/darb_output.c", "src/darb_math_f32.c"]
     for kernel in sorted(set(kernels)):
-        if kernel == "packed":
+        if kernel == "conv":
+            names += ["src/darb_internal.h", f"src/darb_conv_{sfx}.c"]
+        elif kernel == "packed":
             names += ["src/darb_internal.h", f"src/darb_fc_{sfx}.c"]
         elif kernel == "csr":
             names.append(f"src/darb_csr_fc_{sfx}.c")
@@ -444,7 +477,7 @@ def _as_quantized(layers, dtype, calib, percentile):
         if len({q.dtype for q in layers}) != 1:
             raise DarbgenError("all layers of one module must have the same dtype")
         return layers
-    if all(isinstance(x, (Dense, Softmax)) for x in layers):
+    if all(isinstance(x, (Dense, Softmax, ConvOp)) for x in layers):
         return quantize_network(layers, dtype, calib, percentile)
     raise DarbgenError("generate takes a darbgen.graph.Model, or Dense / Softmax layers (or their quantized "
                        "forms from quantize_network)")
@@ -558,7 +591,14 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     files[f"{prefix}.h"] = env.get_template("model.h.j2").render(
         banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel,
         model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last))
-    rt = runtime_files(dtype, [kernel] + (["softmax"] if any(g.kernel == "softmax" for g in generated) else []))
+    used = {kernel}
+    if any(g.kernel == "softmax" for g in generated):
+        used.add("softmax")
+    if any(isinstance(g.layer, ConvOp) for g in generated) and kernel != "unrolled":
+        used.add("conv")
+    if not any(isinstance(g.layer, Dense) for g in generated):
+        used.discard(kernel)                  # only convolutions: no fc kernel needed
+    rt = runtime_files(dtype, sorted(used))
     clash = set(rt) & set(files)
     if clash:
         raise DarbgenError(f"generated file {sorted(clash)[0]} would collide with a runtime file; choose another "

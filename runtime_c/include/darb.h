@@ -106,6 +106,45 @@ typedef struct {
     const uint32_t *ptr32;         /* [rows + 1] row pointers otherwise */
 } darb_csr_pattern;
 
+/* Geometry of a 2-D convolution over channel-first tensors: input
+ * [in_c][in_h][in_w], output [rows][out_h][out_w]. Weight column j of a row is
+ * (c, ky, kx) with j = (c * kh + ky) * kw + kx; a 1-D convolution has
+ * in_h = kh = 1. Inputs outside the image read pad_value (the int8 input zero
+ * point, i.e. real 0; 0 for int16 and float32). */
+typedef struct {
+    uint16_t in_c;
+    uint16_t in_h;
+    uint16_t in_w;
+    uint16_t out_h;
+    uint16_t out_w;
+    uint16_t kh;
+    uint16_t kw;
+    uint16_t stride_h;
+    uint16_t stride_w;
+    uint16_t dil_h;
+    uint16_t dil_w;
+    uint16_t pad_top;
+    uint16_t pad_left;
+    int32_t pad_value;
+} darb_conv_geometry;
+
+/* Input value (c, iy, ix) of a channel-first tensor, or pad outside it. */
+static inline int32_t darb_at_s8(const int8_t *in, int32_t h, int32_t w, int32_t pad, int32_t c, int32_t iy,
+                                 int32_t ix)
+{
+    return (iy < 0 || iy >= h || ix < 0 || ix >= w) ? pad : in[(c * h + iy) * w + ix];
+}
+
+static inline int32_t darb_at_s16(const int16_t *in, int32_t h, int32_t w, int32_t c, int32_t iy, int32_t ix)
+{
+    return (iy < 0 || iy >= h || ix < 0 || ix >= w) ? 0 : in[(c * h + iy) * w + ix];
+}
+
+static inline float darb_at_f32(const float *in, int32_t h, int32_t w, int32_t c, int32_t iy, int32_t ix)
+{
+    return (iy < 0 || iy >= h || ix < 0 || ix >= w) ? 0.0f : in[(c * h + iy) * w + ix];
+}
+
 /* Dense shape: weights row-major, rows x cols. */
 typedef struct {
     uint16_t rows;
@@ -135,6 +174,26 @@ void darb_dense_fc_s16(const darb_dense_shape *shape, const int8_t *weights,
                        const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
 void darb_dense_fc_f32(const darb_dense_shape *shape, const float *weights,
                        const darb_quant_f32 *quant, const float *in, float *out);
+
+/* ---- 2-D convolution (direct, no im2col buffer), three formats ------------ */
+void darb_conv_s8(const darb_pattern *pattern, const darb_conv_geometry *geometry, const int8_t *values,
+                  const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_conv_s16(const darb_pattern *pattern, const darb_conv_geometry *geometry, const int8_t *values,
+                   const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_conv_f32(const darb_pattern *pattern, const darb_conv_geometry *geometry, const float *values,
+                   const darb_quant_f32 *quant, const float *in, float *out);
+void darb_csr_conv_s8(const darb_csr_pattern *pattern, const darb_conv_geometry *geometry,
+                      const int8_t *values, const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_csr_conv_s16(const darb_csr_pattern *pattern, const darb_conv_geometry *geometry,
+                       const int8_t *values, const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_csr_conv_f32(const darb_csr_pattern *pattern, const darb_conv_geometry *geometry,
+                       const float *values, const darb_quant_f32 *quant, const float *in, float *out);
+void darb_dense_conv_s8(const darb_dense_shape *shape, const darb_conv_geometry *geometry,
+                        const int8_t *weights, const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_dense_conv_s16(const darb_dense_shape *shape, const darb_conv_geometry *geometry,
+                         const int8_t *weights, const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_dense_conv_f32(const darb_dense_shape *shape, const darb_conv_geometry *geometry,
+                         const float *weights, const darb_quant_f32 *quant, const float *in, float *out);
 
 /* ---- softmax over n values; in == out is allowed --------------------------- */
 /* table: 256 (s8) or 513 (s16) Q15 values of exp(-d * input_scale), from the generator */

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "darb.h"
+
 /* Bits of an in-block offset 0..b-1: ceil(log2 b), 0 for b = 1. */
 static inline uint32_t darb_offset_bits(uint32_t block)
 {
@@ -46,6 +48,28 @@ static inline uint32_t darb_bits_next(darb_bit_reader *r)
     r->buf >>= r->bits;
     r->avail -= r->bits;
     return value;
+}
+
+/* Where weight column `col` of a convolution reads its input for output
+ * pixel (oy, ox): channel, row and column in the (unpadded) input. */
+typedef struct {
+    int32_t c;
+    int32_t iy;
+    int32_t ix;
+} darb_conv_tap;
+
+static inline darb_conv_tap darb_conv_locate(const darb_conv_geometry *g, uint32_t col, uint32_t oy, uint32_t ox)
+{
+    const uint32_t per_channel = (uint32_t)g->kh * g->kw;
+    const uint32_t c = col / per_channel;
+    const uint32_t rest = col - c * per_channel;
+    const uint32_t ky = rest / g->kw;
+    const uint32_t kx = rest - ky * g->kw;
+    darb_conv_tap t;
+    t.c = (int32_t)c;
+    t.iy = (int32_t)(oy * g->stride_h + ky * g->dil_h) - (int32_t)g->pad_top;
+    t.ix = (int32_t)(ox * g->stride_w + kx * g->dil_w) - (int32_t)g->pad_left;
+    return t;
 }
 
 #endif /* DARB_INTERNAL_H */
