@@ -236,6 +236,26 @@ def _histogram(block_sizes):
     return {int(b): int(c) for b, c in zip(sizes, counts)}
 
 
+def _kind(g):
+    from .graph import ConvOp, PoolOp
+
+    if g.kernel == "softmax":
+        return "softmax"
+    if isinstance(g.layer, PoolOp):
+        return f"{g.layer.kind}pool"
+    return "conv" if isinstance(g.layer, ConvOp) else "dense"
+
+
+def _shape(g):
+    """Weight matrix shape (out, in) of dense layers; output shape otherwise."""
+    layer = g.layer
+    if hasattr(layer, "out_shape"):
+        return list(layer.out_shape)
+    if g.kernel == "softmax":
+        return [layer.size]
+    return [layer.rows, layer.cols]
+
+
 def build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method):
     """The build report as plain data (what --json prints)."""
     checks = {c.symbol: c for c in checked.layers}
@@ -243,14 +263,13 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
     for g in module.layers:
         obj = sizes["layers"][g.symbol]
         c = checks[g.symbol]
-        softmax = g.kernel == "softmax"
-        row = {"name": g.name, "symbol": g.symbol, "kind": "softmax" if softmax else "dense",
-               "shape": [g.layer.rows] if softmax else [g.layer.rows, g.layer.cols], "bytes": g.data_bytes(),
-               "code_bytes": obj["code"],
+        kind = _kind(g)
+        row = {"name": g.name, "symbol": g.symbol, "kind": kind, "shape": _shape(g), "bytes": g.data_bytes(),
+               "code_bytes": obj["code"], "description": g.description,
                "flash_bytes": obj["code"] + obj["rodata"],
                "verify": {"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,
                           "max_abs_diff": c.max_abs_diff, "max_rel_f64": c.max_rel_f64}}
-        if row["kind"] == "dense":
+        if kind in ("dense", "conv"):
             row["activation"] = g.layer.activation
             row["kept"] = g.layer.kept
             row["ratio"] = g.layer.ratio

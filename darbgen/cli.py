@@ -467,7 +467,7 @@ def build_table(report):
         v = r["verify"]
         blocks = " ".join(f"{k}:{n}" for k, n in r.get("block_sizes", {}).items()) or "-"
         diff = f"{v['max_abs_diff']:g}" if v["ok"] else f"FAILED ({v['mismatches']} differ)"
-        rows.append([r["name"], r["kind"] + ("" if r["kind"] != "dense" else f" {r['activation']}"),
+        rows.append([r["name"], r["kind"] + (f" {r['activation']}" if r.get("activation", "none") != "none" else ""),
                      "x".join(map(str, r["shape"])), f"{r['ratio']:.2f}" if "ratio" in r else "-", blocks,
                      str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]), str(r["code_bytes"]),
                      diff])

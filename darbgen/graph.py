@@ -196,7 +196,7 @@ class Model:
                 shape = (layer.rows,)
             elif isinstance(layer, Flatten):
                 shape = (int(np.prod(shape)),)
-            elif isinstance(layer, (Conv2D, Conv1D)):
+            elif isinstance(layer, (Conv2D, Conv1D, Pool2D, Pool1D, GlobalAveragePool)):
                 shape = layer.output_shape(shape)
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax" and len(shape) != 1:
@@ -222,7 +222,7 @@ class Model:
         for layer, out_shape in zip(self.layers, self.shapes()):
             if isinstance(layer, Dense):
                 ops.append(layer)
-            elif isinstance(layer, (Conv2D, Conv1D)):
+            elif isinstance(layer, (Conv2D, Conv1D, Pool2D, Pool1D, GlobalAveragePool)):
                 ops.append(layer.op(shape))
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax":
@@ -260,7 +260,7 @@ class Model:
             if isinstance(layer, Dense):
                 y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
                 y = activate_f64(layer.activation, y)
-            elif isinstance(layer, (Conv2D, Conv1D)):
+            elif isinstance(layer, (Conv2D, Conv1D, Pool2D, Pool1D, GlobalAveragePool)):
                 y = layer.op(shape).forward_f64(y)[1]
             elif isinstance(layer, Activation):
                 y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
@@ -474,3 +474,153 @@ class ConvOp:
         pre = pre.reshape(len(x), -1)
         from .quantize import activate_f64
         return pre, activate_f64(self.activation, pre)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+@dataclass
+class Pool2D:
+    """Max or average pooling over (C, H, W). Padded positions are ignored
+    (an average divides by the number of real inputs in the window, as TFLite).
+    ``stride`` defaults to the window size."""
+
+    name: str
+    kind: str
+    size: tuple
+    stride: tuple = None
+    padding: object = "valid"
+
+    def __post_init__(self):
+        if self.kind not in ("max", "avg"):
+            raise DarbgenError(f"{self.name}: pooling kind must be 'max' or 'avg', got {self.kind!r}")
+        self.size = _pair(self.size, "pool size", self.name)
+        self.stride = self.size if self.stride is None else _pair(self.stride, "stride", self.name)
+        # the geometry (and its checks) of a convolution with the same window
+        self._window = Conv2D(self.name, np.zeros((1, 1) + self.size, np.float32), stride=self.stride,
+                              padding=self.padding)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise DarbgenError(f"{self.name}: 2-D pooling needs a (C, H, W) input, got shape {tuple(in_shape)}")
+        _, oh, ow = self._window.output_shape((1,) + tuple(in_shape[1:]))
+        return (in_shape[0], oh, ow)
+
+    def op(self, in_shape):
+        return PoolOp(self.name, self.kind, tuple(in_shape), self.size, self.stride,
+                      self._window.resolved_padding(*in_shape[1:]), self.output_shape(in_shape))
+
+
+@dataclass
+class Pool1D:
+    """Max or average pooling over (C, L); runs as a Pool2D of height 1."""
+
+    name: str
+    kind: str
+    size: int
+    stride: int = None
+    padding: object = "valid"
+
+    def __post_init__(self):
+        pad = self.padding if isinstance(self.padding, str) else (0, 0) + tuple(
+            (self.padding,) * 2 if isinstance(self.padding, (int, np.integer)) else self.padding)
+        self.as_2d = Pool2D(self.name, self.kind, (1, int(self.size)),
+                            None if self.stride is None else (1, int(self.stride)), pad)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 2:
+            raise DarbgenError(f"{self.name}: 1-D pooling needs a (C, L) input, got shape {tuple(in_shape)}")
+        c, _, w = self.as_2d.output_shape((in_shape[0], 1, in_shape[1]))
+        return (c, w)
+
+    def op(self, in_shape):
+        return self.as_2d.op((in_shape[0], 1, in_shape[1]))
+
+
+@dataclass
+class GlobalAveragePool:
+    """The average of each channel: (C, H, W) or (C, L) to (C,)."""
+
+    name: str
+
+    def output_shape(self, in_shape):
+        if len(in_shape) not in (2, 3):
+            raise DarbgenError(f"{self.name}: global pooling needs a (C, H, W) or (C, L) input, got {in_shape}")
+        return (in_shape[0],)
+
+    def op(self, in_shape):
+        shape = tuple(in_shape) if len(in_shape) == 3 else (in_shape[0], 1, in_shape[1])
+        return PoolOp(self.name, "avg", shape, shape[1:], shape[1:], (0, 0, 0, 0), (shape[0], 1, 1))
+
+
+class PoolOp:
+    """A pooling at a known input shape, as the C runs it."""
+
+    def __init__(self, name, kind, in_shape, size, stride, padding, out_shape):
+        self.name, self.kind = name, kind
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        if len(self.out_shape) == 2:
+            self.out_shape = (self.out_shape[0], 1, self.out_shape[1])
+        self.kernel_size, self.stride, self.padding = tuple(size), tuple(stride), tuple(padding)
+        self.dilation = (1, 1)
+
+    in_size = property(lambda self: int(np.prod(self.in_shape)))
+    out_size = property(lambda self: int(np.prod(self.out_shape)))
+    rows = property(lambda self: self.in_shape[0])
+
+    def windows(self, x, fill):
+        """(n, C, pixels, window) values and a (pixels, window) mask of real (unpadded) positions."""
+        c, h, w = self.in_shape
+        top, bottom, left, right = self.padding
+        hp, wp = h + top + bottom, w + left + right
+        kh, kw = self.kernel_size
+        oh, ow = self.out_shape[1:]
+        ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
+        oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+        iy = oy.ravel()[:, None] * self.stride[0] + ky.ravel()[None, :]
+        ix = ox.ravel()[:, None] * self.stride[1] + kx.ravel()[None, :]
+        index = iy * wp + ix
+        x = np.asarray(x)
+        padded = np.full((x.shape[0], c, hp, wp), fill, dtype=x.dtype)
+        padded[:, :, top:top + h, left:left + w] = x.reshape(-1, c, h, w)
+        real = np.zeros((hp, wp), bool)
+        real[top:top + h, left:left + w] = True
+        return padded.reshape(x.shape[0], c, -1)[:, :, index], real.ravel()[index]
+
+    def forward_f64(self, x):
+        v, real = self.windows(np.asarray(x, np.float64), np.nan)
+        if self.kind == "max":
+            y = np.where(real, v, -np.inf).max(axis=-1)
+        else:
+            y = np.where(real, v, 0.0).sum(axis=-1) / real.sum(axis=-1)
+        y = y.reshape(len(x), -1)
+        return y, y
+
+
+# ----------------------------------------------------------------------------- batch normalisation
+
+def fold_batchnorm(layer, gamma, beta, mean, var, eps=1e-5, name="batchnorm"):
+    """``layer`` (Dense, Conv1D or Conv2D, no activation yet) followed by a
+    batch normalisation, as one layer: each output row scaled by
+    ``gamma / sqrt(var + eps)`` and its bias shifted."""
+    if not isinstance(layer, (Dense, Conv1D, Conv2D)):
+        raise DarbgenError(f"{name}: batch normalisation must follow a dense or convolution layer, not "
+                           f"{type(layer).__name__}")
+    if layer.activation != "none":
+        raise DarbgenError(f"{name}: cannot fold into {layer.name}, whose activation ({layer.activation}) comes "
+                           f"before the normalisation")
+    rows = layer.weight.shape[0]
+    params = [np.asarray(p, np.float64).reshape(-1) for p in (gamma, beta, mean, var)]
+    if any(p.shape != (rows,) for p in params):
+        raise DarbgenError(f"{name}: gamma, beta, mean and var must have {rows} values (the channels of "
+                           f"{layer.name})")
+    gamma, beta, mean, var = params
+    if np.any(var + eps <= 0) or not all(np.all(np.isfinite(p)) for p in params):
+        raise DarbgenError(f"{name}: needs finite parameters and var + eps > 0")
+    scale = gamma / np.sqrt(var + eps)
+    w = layer.weight.astype(np.float64) * scale.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
+    b = (layer.bias.astype(np.float64) - mean) * scale + beta
+    mask = None if layer.mask is None else layer.mask
+    if isinstance(layer, Dense):
+        return Dense(layer.name, w, b, mask, layer.block_sizes, "none")
+    cls = type(layer)
+    return cls(layer.name, w, b, layer.stride, layer.padding, layer.dilation, mask, layer.block_sizes, "none")

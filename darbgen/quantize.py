@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DarbgenError
-from .graph import Dense, Softmax
+from .graph import Dense, PoolOp, Softmax
 
 DTYPES = ("float32", "int16", "int8")
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -403,7 +403,23 @@ def float_forward(layer, x):
     return layer.forward_f64(x)
 
 
+@dataclass
+class QuantizedPool:
+    """A pooling op: its output keeps its input's quantization (as in TFLite)."""
+
+    layer: PoolOp
+    dtype: str
+    input: TensorQuant = None
+    output: TensorQuant = None
+
+    @property
+    def name(self):
+        return self.layer.name
+
+
 def _quantize_op(layer, dtype, in_q, out_range, pre_range):
+    if isinstance(layer, PoolOp):
+        return QuantizedPool(layer, dtype, in_q, in_q)
     if isinstance(layer, Softmax):
         return quantize_softmax(layer, dtype, in_q)
     return quantize_dense(layer, dtype, in_q, out_range, pre_range)

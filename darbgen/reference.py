@@ -13,7 +13,8 @@ Never imports numba: the oracle stays plain and obviously correct.
 import numpy as np
 
 from .errors import DarbgenError
-from .quantize import QuantizedSoftmax, activate_f64, lut_s16, requantize_s8, requantize_s16, softmax_f64
+from .quantize import (QuantizedPool, QuantizedSoftmax, activate_f64, lut_s16, requantize_s8, requantize_s16,
+                       softmax_f64)
 
 _F = np.float32
 LOG2E = _F(float.fromhex("0x1.715476p+0"))
@@ -173,11 +174,43 @@ def softmax_f32(x):
     return (e / total[:, None]).astype(_F)
 
 
+FLT_MAX = _F(np.finfo(np.float32).max)
+
+
+def pool(q, x):
+    """darb_maxpool_<t> / darb_avgpool_<t>: each window in (ky, kx) order,
+    padded positions skipped; int averages rounded half away from zero."""
+    x = _inputs(q, x)
+    layer = q.layer
+    n = x.shape[0]
+    if q.dtype == "float32":
+        v, real = layer.windows(x.astype(_F), _F(0.0))
+        if layer.kind == "max":
+            acc = np.full(v.shape[:-1], -FLT_MAX, _F)
+            for k in range(v.shape[-1]):
+                acc = np.where(real[:, k] & (v[..., k] > acc), v[..., k], acc)
+            return acc.reshape(n, -1)
+        acc = np.zeros(v.shape[:-1], _F)
+        for k in range(v.shape[-1]):
+            acc = np.where(real[:, k], acc + v[..., k], acc)
+        return (acc / real.sum(axis=-1).astype(_F)).astype(_F).reshape(n, -1)
+    v, real = layer.windows(x.astype(np.int64), 0)
+    out_t = np.int8 if q.dtype == "int8" else np.int16
+    if layer.kind == "max":
+        return np.where(real, v, np.iinfo(np.int64).min).max(axis=-1).astype(out_t).reshape(n, -1)
+    total = np.where(real, v, 0).sum(axis=-1)
+    count = real.sum(axis=-1)
+    avg = np.where(total > 0, (total + count // 2) // count, -((-total + count // 2) // count))
+    return avg.astype(out_t).reshape(n, -1)
+
+
 def run(q, x, kernel="packed"):
     """The output the generated C must produce for op ``q`` with ``kernel`` on
     inputs ``x`` (quantized integers for int8 / int16, float32 otherwise)."""
     if isinstance(q, QuantizedSoftmax):
         return softmax_f32(x) if q.dtype == "float32" else softmax_int(q, x)
+    if isinstance(q, QuantizedPool):
+        return pool(q, x)
     if q.dtype == "float32":
         return dense_f32(q, x, all_columns=(kernel == "dense"))
     return dense_int(q, x)
@@ -189,5 +222,8 @@ def exact(q, x):
     if isinstance(q, QuantizedSoftmax):
         y = softmax_f64(np.asarray(x, np.float64))
         return y, np.broadcast_to(np.abs(y).max(axis=1, keepdims=True), y.shape)
+    if isinstance(q, QuantizedPool):
+        x = np.asarray(x, np.float64)
+        return q.layer.forward_f64(x)[1], q.layer.forward_f64(np.abs(x))[1]
     return dense_f64(q, x)
 

@@ -18,8 +18,8 @@ import numpy as np
 from .. import __version__
 from ..errors import DarbgenError
 from ..formats import encode
-from ..graph import ConvOp, Dense, Model, Softmax
-from ..quantize import QuantizedDense, QuantizedSoftmax, is_chain, quantize_network
+from ..graph import ConvOp, Dense, Model, PoolOp, Softmax
+from ..quantize import QuantizedDense, QuantizedPool, QuantizedSoftmax, is_chain, quantize_network
 from ..resources import runtime_c_dir, templates_dir
 from .names import c_identifier, unique_identifiers
 
@@ -64,6 +64,7 @@ class GeneratedLayer:
     header: str
     source: str
     arrays: list
+    description: str = ""
 
     @property
     def name(self):
@@ -464,6 +465,8 @@ def runtime_files(dtype, kernels):
             names.append(f"src/darb_dense_fc_{sfx}.c")
         elif kernel == "softmax":
             names.append("src/darb_softmax.c")
+        elif kernel == "pool":
+            names.append("src/darb_pool.c")
     return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}
 
 
@@ -473,11 +476,11 @@ def _as_quantized(layers, dtype, calib, percentile):
     layers = list(layers)
     if not layers:
         raise DarbgenError("nothing to generate: no layers given")
-    if all(isinstance(x, (QuantizedDense, QuantizedSoftmax)) for x in layers):
+    if all(isinstance(x, (QuantizedDense, QuantizedSoftmax, QuantizedPool)) for x in layers):
         if len({q.dtype for q in layers}) != 1:
             raise DarbgenError("all layers of one module must have the same dtype")
         return layers
-    if all(isinstance(x, (Dense, Softmax, ConvOp)) for x in layers):
+    if all(isinstance(x, (Dense, Softmax, ConvOp, PoolOp)) for x in layers):
         return quantize_network(layers, dtype, calib, percentile)
     raise DarbgenError("generate takes a darbgen.graph.Model, or Dense / Softmax layers (or their quantized "
                        "forms from quantize_network)")
@@ -494,6 +497,24 @@ def _softmax_context(q, sym, prefix):
     return ctx, arrays
 
 
+def _pool_context(q, sym, prefix):
+    layer = q.layer
+    c, h, w = layer.in_shape
+    _, oh, ow = layer.out_shape
+    kh, kw = layer.kernel_size
+    top, _, left, _ = layer.padding
+    fields = [c, h, w, oh, ow, kh, kw, layer.stride[0], layer.stride[1], 1, 1, top, left, 0]
+    if max(fields) > MAX_DIM:
+        raise DarbgenError(f"{layer.name}: a pooling dimension exceeds {MAX_DIM}")
+    ctx = {"layer": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": [],
+           "in_t": CTYPES[q.dtype][0], "sfx": SUFFIX[q.dtype], "macros": _quant_macros(q), "header": f"{sym}.h",
+           "fields": fields,
+           "description": (f"{layer.kind} pooling {kh} x {kw} on {' x '.join(map(str, layer.in_shape))} -> "
+                           f"{' x '.join(map(str, layer.out_shape))}, stride {layer.stride[0]}x{layer.stride[1]}, "
+                           f"padding {'/'.join(map(str, layer.padding))}")}
+    return ctx, []
+
+
 def plan_memory(ops):
     """Where each tensor of a chain lives: the model's ``in``, its ``out``, or an
     offset (in elements) in one static arena, reusing space once a tensor is dead.
@@ -505,7 +526,7 @@ def plan_memory(ops):
     n = len(ops)
     where = [None] * (n + 1)
     where[0], where[n] = "in", "out"
-    in_place = [isinstance(op.layer, Softmax) for op in ops]
+    in_place = [isinstance(getattr(op, "layer", op), Softmax) for op in ops]
     k = n
     while k > 1 and in_place[k - 1]:          # a trailing in-place op: its input is `out` too
         where[k - 1] = "out"
@@ -522,7 +543,7 @@ def plan_memory(ops):
         last = t
         while last + 1 in alias:
             last += 1
-        elems = ops[t - 1].layer.out_size
+        elems = getattr(ops[t - 1], "layer", ops[t - 1]).out_size
         busy = sorted((o, s_) for o, s_, first, end in live if not (end < t - 1 or first > last))
         offset = 0
         for o, s_ in busy:
@@ -573,14 +594,23 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         if isinstance(q, QuantizedSoftmax):
             ctx, arrays = _softmax_context(q, sym, prefix)
             template = "softmax"
+        elif isinstance(q, QuantizedPool):
+            ctx, arrays = _pool_context(q, sym, prefix)
+            template = "pool"
         else:
             ctx, arrays = _layer_context(q, sym, kernel, prefix)
             template = "dense_layer"
         ctx["banner"] = banner
         files[f"{sym}.h"] = env.get_template(f"{template}.h.j2").render(ctx)
         files[f"{sym}.c"] = env.get_template(f"{template}.c.j2").render(ctx)
-        generated.append(GeneratedLayer(q, sym, "softmax" if template == "softmax" else kernel,
-                                        f"{sym}.h", f"{sym}.c", ctx["arrays"]))
+        if template == "softmax":
+            description = f"softmax over {q.layer.size}"
+        elif template == "pool":
+            description = ctx["description"]
+        else:
+            description = f"{ctx['description']}, {q.layer.activation}"
+        generated.append(GeneratedLayer(q, sym, template if template in ("softmax", "pool") else kernel,
+                                        f"{sym}.h", f"{sym}.c", ctx["arrays"], description))
     model = None
     if is_chain([g.layer for g in generated]):
         model = ModelUnit(prefix, generated, plan_memory(qs), calib_inputs=_model_calib(qs, calib))
@@ -594,6 +624,8 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     used = {kernel}
     if any(g.kernel == "softmax" for g in generated):
         used.add("softmax")
+    if any(g.kernel == "pool" for g in generated):
+        used.add("pool")
     if any(isinstance(g.layer, ConvOp) for g in generated) and kernel != "unrolled":
         used.add("conv")
     if not any(isinstance(g.layer, Dense) for g in generated):

@@ -88,14 +88,16 @@ def default_prefix(path, model_name):
 
 
 #: Layer kinds `model_from_npz` reads (more join as darbgen learns them).
-SUPPORTED_KINDS = ("dense", "flatten", "activation", "softmax", "dropout")
+SUPPORTED_KINDS = ("dense", "conv1d", "conv2d", "maxpool1d", "avgpool1d", "maxpool2d", "avgpool2d",
+                   "globalavgpool", "batchnorm", "flatten", "activation", "softmax", "dropout")
 
 
 def model_from_npz(arrays, source="the file"):
     """A :class:`~darbgen.graph.Model` from an .npz file that describes its
     network in ``__model__`` (docs/npz.md). Pruning results stored by
     ``darbgen prune`` (masks, block sizes) come along."""
-    from ..graph import Activation, Flatten, Model
+    from ..graph import (Activation, Conv1D, Conv2D, Flatten, GlobalAveragePool, Model, Pool1D, Pool2D,
+                         fold_batchnorm)
 
     model = model_description(arrays)
     if model is None:
@@ -121,6 +123,36 @@ def model_from_npz(arrays, source="the file"):
             if key not in arrays:
                 raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
             layers.append(_dense(arrays, name, key, "none"))
+            if act != "none":
+                layers.append(Activation(f"{name}.{act}", act))
+        elif kind in ("conv1d", "conv2d"):
+            key = f"{name}.weight"
+            if key not in arrays:
+                raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
+            cls = Conv1D if kind == "conv1d" else Conv2D
+            w = arrays[key]
+            mask = arrays.get(key + MASK_SUFFIX)
+            layers.append(cls(name, w, arrays.get(f"{name}.bias"), spec.get("stride", 1), spec.get("padding", "valid"),
+                              spec.get("dilation", 1), mask, arrays.get(key + BLOCKS_SUFFIX)))
+            if act != "none":
+                layers.append(Activation(f"{name}.{act}", act))
+        elif kind in ("maxpool1d", "avgpool1d", "maxpool2d", "avgpool2d"):
+            cls = Pool1D if kind.endswith("1d") else Pool2D
+            if "size" not in spec:
+                raise DarbgenError(f"{source}: pooling layer {name!r} needs a size")
+            layers.append(cls(name, kind[:3], spec["size"], spec.get("stride"), spec.get("padding", "valid")))
+        elif kind == "globalavgpool":
+            layers.append(GlobalAveragePool(name))
+        elif kind == "batchnorm":
+            prev = layers[-1] if layers else None
+            missing = [f"{name}.{p}" for p in ("gamma", "beta", "mean", "var") if f"{name}.{p}" not in arrays]
+            if missing:
+                raise DarbgenError(f"{source}: batchnorm {name!r} needs the array {missing[0]!r}")
+            if not isinstance(prev, (Conv1D, Conv2D)) and type(prev).__name__ != "Dense":
+                raise DarbgenError(f"{source}: batchnorm {name!r} must directly follow a dense or convolution "
+                                   f"layer (activation after it) to be folded into it")
+            layers[-1] = fold_batchnorm(prev, arrays[f"{name}.gamma"], arrays[f"{name}.beta"],
+                                        arrays[f"{name}.mean"], arrays[f"{name}.var"], spec.get("eps", 1e-5), name)
             if act != "none":
                 layers.append(Activation(f"{name}.{act}", act))
         elif kind == "flatten":

@@ -195,6 +195,15 @@ void darb_dense_conv_s16(const darb_dense_shape *shape, const darb_conv_geometry
 void darb_dense_conv_f32(const darb_dense_shape *shape, const darb_conv_geometry *geometry,
                          const float *weights, const darb_quant_f32 *quant, const float *in, float *out);
 
+/* ---- pooling over channel-first tensors (geometry: in_c channels, kh x kw
+ * window, stride, padding; dilation and pad_value unused) -------------------- */
+void darb_maxpool_s8(const darb_conv_geometry *geometry, const int8_t *in, int8_t *out);
+void darb_maxpool_s16(const darb_conv_geometry *geometry, const int16_t *in, int16_t *out);
+void darb_maxpool_f32(const darb_conv_geometry *geometry, const float *in, float *out);
+void darb_avgpool_s8(const darb_conv_geometry *geometry, const int8_t *in, int8_t *out);
+void darb_avgpool_s16(const darb_conv_geometry *geometry, const int16_t *in, int16_t *out);
+void darb_avgpool_f32(const darb_conv_geometry *geometry, const float *in, float *out);
+
 /* ---- softmax over n values; in == out is allowed --------------------------- */
 /* table: 256 (s8) or 513 (s16) Q15 values of exp(-d * input_scale), from the generator */
 void darb_softmax_s8(const int8_t *in, int8_t *out, uint32_t n, const int32_t *table);
