@@ -115,13 +115,15 @@ def _score(outputs, y, classes):
 
 def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
           percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None, allow_pickle=False,
-          prune_options=None, progress=False, command=None):
+          prune_options=None, progress=False, command=None, layers=None):
     """Build verified C from a trained model; returns a :class:`BuildResult`.
 
     Args:
         source: a model file (.npz, or a scikit-learn pickle with
             ``allow_pickle``), a fitted scikit-learn MLP, or a graph.Model.
         ratio: pruning ratio (None: no pruning, dense weights).
+        layers: names of the layers to prune (default: every dense and
+            convolution layer); the others keep every weight.
         method, scope, prune_options: as :func:`darbgen.prune_model`.
         dtype, kernel: as :func:`darbgen.generate` (kernel ``packed`` needs
             darb or bmwm; other methods fall back to ``csr``).
@@ -143,6 +145,12 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     notes = list(src.notes)
     _advance(bar, "loaded")
     weights = {layer.name: layer.pruning_matrix for layer in model.weight_layers()}
+    if layers is not None:
+        unknown = [n for n in layers if n not in weights]
+        if unknown:
+            raise DarbgenError(f"{unknown[0]}: no dense or convolution layer of that name; the model has: "
+                               f"{', '.join(weights)}")
+        weights = {n: w for n, w in weights.items() if n in layers}
     results = {}
     if ratio is not None:
         results = dict(prune_model(weights, ratio, method, scope=scope, **(prune_options or {})).items())

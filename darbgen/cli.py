@@ -125,6 +125,8 @@ def _parser():
     bu.add_argument("--method", default="darb", choices=("darb", "irregular", "bmwm", "block", "bank_balanced",
                                                           "nm"), help="pruning method (default: darb)")
     bu.add_argument("--scope", default="layer", choices=("layer", "global"), help="pruning scope (default: layer)")
+    bu.add_argument("--layers", metavar="A,B", help="prune only these layers (default: every dense and "
+                    "convolution layer); small first layers are often best left dense")
     bu.add_argument("--dtype", default="int8", choices=("int8", "int16", "float32"), help="number type (default: "
                     "int8)")
     bu.add_argument("--kernel", default="packed", choices=("packed", "unrolled", "dense", "csr"),
@@ -426,7 +428,8 @@ def cmd_build(args):
     result = build(args.model, ratio=args.ratio, method=args.method, scope=args.scope, dtype=args.dtype,
                    kernel=args.kernel, calib=calib, percentile=args.percentile, eval_data=eval_data,
                    out=args.out, force=args.force, target=args.target, prefix=args.prefix,
-                   allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command)
+                   allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command,
+                   layers=_split(args.layers))
     return _print_build(result, args.json)
 
 

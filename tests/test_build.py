@@ -214,3 +214,30 @@ def test_graph_checks_shapes_and_names():
 def test_load_refuses_unknown_objects():
     with pytest.raises(DarbgenError, match="cannot build from a dict"):
         load({"a": 1})
+
+
+CNN = ROOT / "examples" / "digits_cnn.npz"
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
+def test_bundled_cnn_builds_and_agrees_with_float(dtype, gcc):
+    """The bundled CNN (conv, pool, flatten, dense, softmax), its small first
+    convolution left dense (packed as blocks of 1), the rest pruned 2x."""
+    r = build(CNN, ratio=2, layers=["conv2", "fc"], dtype=dtype)
+    assert r.ok and r.report["model_check"]["ok"]
+    kinds = [layer["kind"] for layer in r.report["layers"]]
+    assert kinds == ["conv", "maxpool", "conv", "maxpool", "dense", "softmax"]
+    conv1 = r.report["layers"][0]
+    assert conv1["ratio"] == 1.0 and conv1["block_sizes"] == {} and conv1["bytes"]["index"] == 0
+    acc = r.report["accuracy"]
+    assert acc["original"] == pytest.approx(0.9822, abs=1e-3)
+    assert acc["c_agrees_with_pruned"] >= 0.99, acc
+
+
+def test_build_layers_option(capsys, gcc):
+    code, out, err = run(["build", CNN, "--ratio", "2", "--layers", "conv2,fc", "--json"], capsys)
+    assert code == 0, err
+    ratios = {layer["name"]: layer.get("ratio") for layer in json.loads(out)["layers"]}
+    assert ratios["conv1"] == 1.0 and ratios["conv2"] == pytest.approx(2, rel=0.05)
+    code, _, err = run(["build", CNN, "--ratio", "2", "--layers", "conv9"], capsys)
+    assert code == 2 and "conv9: no dense or convolution layer" in err

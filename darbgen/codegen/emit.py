@@ -330,12 +330,15 @@ def _pattern_arrays(q, sym, kernel):
                   CArray(f"{sym}_col", col_t, col, "index"),
                   CArray(f"{sym}_row_ptr", ptr_t, ptr, "metadata")]
         return arrays, {"col_bits": 8 if col_t == "uint8_t" else 16, "ptr_bits": 16 if ptr_t == "uint16_t" else 32}
-    if layer.block_sizes is None:
+    block_sizes = layer.block_sizes
+    if block_sizes is None and layer.mask.all():
+        block_sizes = np.ones(layer.rows, np.int64)      # an unpruned layer: blocks of 1, no offsets at all
+    if block_sizes is None:
         raise DarbgenError(f"{layer.name}: the packed kernel needs DARB or BMWM block sizes (prune with --method "
                            f"darb or bmwm); for other masks use --kernel csr or unrolled")
     # A block wider than the row is one block of the whole row: the same kept
     # weight, stored with the row's width (and 16-bit class tables stay valid).
-    enc = encode(w, "darb", mask=layer.mask, block_sizes=np.minimum(layer.block_sizes, layer.cols))
+    enc = encode(w, "darb", mask=layer.mask, block_sizes=np.minimum(block_sizes, layer.cols))
     a = enc.arrays
     arrays = [CArray(f"{sym}_values", wt, a["values"], "values"),
               CArray(f"{sym}_offsets", "uint8_t", a["offsets"], "index"),
