@@ -158,9 +158,6 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     else:
         pruned = model
     _advance(bar, "pruned")
-    if kernel == "packed" and results and next(iter(results.values())).block_sizes is None:
-        notes.append(f"kernel packed needs darb or bmwm block sizes; {method} pruning uses csr")
-        kernel = "csr"
     if kernel == "packed" and not results:
         notes.append("no --ratio: dense weights, kernel dense")
         kernel = "dense"
@@ -175,6 +172,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         eval_data = (src.eval_x, src.eval_y)
     module = generate(pruned, dtype=dtype, kernel=kernel, prefix=prefix or model.name, calib=calib,
                       percentile=percentile, command=command)
+    notes += module.extra.get("notes", [])
     _advance(bar, "generated")
     import shutil
 
@@ -272,7 +270,8 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
         obj = sizes["layers"][g.symbol]
         c = checks[g.symbol]
         kind = _kind(g)
-        row = {"name": g.name, "symbol": g.symbol, "kind": kind, "shape": _shape(g), "bytes": g.data_bytes(),
+        row = {"name": g.name, "symbol": g.symbol, "kind": kind, "kernel": g.kernel, "shape": _shape(g),
+               "bytes": g.data_bytes(),
                "code_bytes": obj["code"], "description": g.description,
                "flash_bytes": obj["code"] + obj["rodata"],
                "verify": {"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,

@@ -326,6 +326,7 @@ def cmd_generate(args):
         if target == "host":
             notes.append("code bytes are for the host: install arm-none-eabi-gcc (bash scripts/setup.sh) "
                          "for Cortex-M4 figures")
+    notes += module.extra.get("notes", [])
     _progress(f"compiling for {target} to measure code size...")
     sizes = measure(module, target)
     result = None
@@ -349,7 +350,7 @@ def generate_summary(module, sizes, result, out, notes=()):
     for g in module.layers:
         obj = sizes["layers"][g.symbol]
         row = {
-            "name": g.name, "symbol": g.symbol, "shape": [g.layer.rows, g.layer.cols],
+            "name": g.name, "symbol": g.symbol, "shape": [g.layer.rows, g.layer.cols], "kernel": g.kernel,
             "activation": g.layer.activation, "kept": g.layer.kept, "ratio": g.layer.ratio,
             "bytes": g.data_bytes(), "code_bytes": obj["code"], "flash_bytes": obj["code"] + obj["rodata"],
         }

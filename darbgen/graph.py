@@ -196,7 +196,7 @@ class Model:
                 shape = (layer.rows,)
             elif isinstance(layer, Flatten):
                 shape = (int(np.prod(shape)),)
-            elif isinstance(layer, (Conv2D, Conv1D, Pool2D, Pool1D, GlobalAveragePool)):
+            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool)):
                 shape = layer.output_shape(shape)
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax" and len(shape) != 1:
@@ -222,7 +222,7 @@ class Model:
         for layer, out_shape in zip(self.layers, self.shapes()):
             if isinstance(layer, Dense):
                 ops.append(layer)
-            elif isinstance(layer, (Conv2D, Conv1D, Pool2D, Pool1D, GlobalAveragePool)):
+            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool)):
                 ops.append(layer.op(shape))
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax":
@@ -260,7 +260,7 @@ class Model:
             if isinstance(layer, Dense):
                 y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
                 y = activate_f64(layer.activation, y)
-            elif isinstance(layer, (Conv2D, Conv1D, Pool2D, Pool1D, GlobalAveragePool)):
+            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool)):
                 y = layer.op(shape).forward_f64(y)[1]
             elif isinstance(layer, Activation):
                 y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
@@ -602,13 +602,15 @@ def fold_batchnorm(layer, gamma, beta, mean, var, eps=1e-5, name="batchnorm"):
     """``layer`` (Dense, Conv1D or Conv2D, no activation yet) followed by a
     batch normalisation, as one layer: each output row scaled by
     ``gamma / sqrt(var + eps)`` and its bias shifted."""
-    if not isinstance(layer, (Dense, Conv1D, Conv2D)):
+    if not isinstance(layer, (Dense, Conv1D, Conv2D, DepthwiseConv2D)):
         raise DarbgenError(f"{name}: batch normalisation must follow a dense or convolution layer, not "
                            f"{type(layer).__name__}")
     if layer.activation != "none":
         raise DarbgenError(f"{name}: cannot fold into {layer.name}, whose activation ({layer.activation}) comes "
                            f"before the normalisation")
     rows = layer.weight.shape[0]
+    if layer.bias is None:                   # a depthwise layer may have none
+        layer.bias = np.zeros(rows, np.float32)
     params = [np.asarray(p, np.float64).reshape(-1) for p in (gamma, beta, mean, var)]
     if any(p.shape != (rows,) for p in params):
         raise DarbgenError(f"{name}: gamma, beta, mean and var must have {rows} values (the channels of "
@@ -619,8 +621,56 @@ def fold_batchnorm(layer, gamma, beta, mean, var, eps=1e-5, name="batchnorm"):
     scale = gamma / np.sqrt(var + eps)
     w = layer.weight.astype(np.float64) * scale.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
     b = (layer.bias.astype(np.float64) - mean) * scale + beta
+    if isinstance(layer, DepthwiseConv2D):
+        return DepthwiseConv2D(layer.name, w, b, layer.stride, layer.padding, layer.dilation, "none")
     mask = None if layer.mask is None else layer.mask
     if isinstance(layer, Dense):
         return Dense(layer.name, w, b, mask, layer.block_sizes, "none")
     cls = type(layer)
     return cls(layer.name, w, b, layer.stride, layer.padding, layer.dilation, mask, layer.block_sizes, "none")
+
+
+@dataclass
+class DepthwiseConv2D:
+    """A depthwise 2-D convolution: output channel o filters input channel
+    ``o // multiplier`` only. ``weight`` is (channels * multiplier, 1, kh, kw)
+    (PyTorch's layout for groups = channels). It is kept dense (not pruned)
+    and runs as a convolution whose mask keeps only each row's own channel
+    (so the packed kernel falls back to csr, which skips the other channels)."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray = None
+    stride: tuple = (1, 1)
+    padding: object = "valid"
+    dilation: tuple = (1, 1)
+    activation: str = "none"
+
+    def __post_init__(self):
+        w = np.asarray(self.weight)
+        if w.ndim != 4 or w.shape[1] != 1 or w.size == 0:
+            raise DarbgenError(f"{self.name}: a depthwise kernel must be (channels * multiplier, 1, kh, kw), got "
+                               f"shape {w.shape}")
+        self.weight = w
+
+    def _full(self, channels):
+        out, _, kh, kw = self.weight.shape
+        if out % channels:
+            raise DarbgenError(f"{self.name}: {out} depthwise filters do not divide among {channels} input "
+                               f"channels")
+        mult = out // channels
+        full = np.zeros((out, channels, kh, kw), np.float64)
+        mask = np.zeros((out, channels, kh, kw), bool)
+        for o in range(out):
+            full[o, o // mult] = self.weight[o, 0]
+            mask[o, o // mult] = True
+        return Conv2D(self.name, full, self.bias, self.stride, self.padding, self.dilation, mask, None,
+                      self.activation)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise DarbgenError(f"{self.name}: a depthwise convolution needs a (C, H, W) input, got {in_shape}")
+        return self._full(in_shape[0]).output_shape(in_shape)
+
+    def op(self, in_shape):
+        return ConvOp(self._full(in_shape[0]), tuple(in_shape))

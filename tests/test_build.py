@@ -58,7 +58,8 @@ def test_every_method_and_kernel_builds(gcc):
         r = build(EXAMPLE, ratio=2, method=method, kernel=kernel, dtype="int8")
         assert r.ok
         if method == "block":
-            assert r.report["kernel"] == "csr" and any("csr" in n for n in r.report["notes"])
+            assert {layer["kernel"] for layer in r.report["layers"][:3]} == {"csr"}
+            assert any("csr kernel" in n for n in r.report["notes"])
 
 
 def test_build_without_pruning_uses_the_dense_kernel(gcc):

@@ -108,11 +108,14 @@ def test_comment_injection_is_neutralised(rng):
     assert text.count("*/") == text.count("/*")
 
 
-def test_packed_needs_block_sizes(rng):
+def test_packed_falls_back_to_csr_for_other_masks(rng):
     layer = pruned_layer(rng, method="irregular")
-    with pytest.raises(DarbgenError, match="packed kernel needs DARB or BMWM block sizes"):
-        module_for(rng, layers=[layer])
-    module_for(rng, layers=[layer], kernel="csr")
+    m = module_for(rng, layers=[layer])
+    assert m.layers[0].kernel == "csr" and "darb_csr_fc_s8.c" in m.files and "darb_fc_s8.c" not in m.files
+    assert "not a DARB / BMWM pattern" in m.extra["notes"][0]
+    dense = Dense("whole", rng.standard_normal((4, 9)).astype(np.float32))     # unpruned: blocks of 1
+    m = module_for(rng, layers=[dense])
+    assert m.layers[0].kernel == "packed" and m.layers[0].data_bytes()["index"] == 0
 
 
 def test_too_large_layers_are_refused(rng):

@@ -168,3 +168,27 @@ def test_npz_cnn_with_batchnorm_builds(tmp_path, rng, gcc):
         kinds = [layer["kind"] for layer in r.report["layers"]]
         assert kinds == ["conv", "maxpool", "conv", "avgpool", "dense", "softmax"]
         assert r.report["accuracy"]["c_agrees_with_pruned"] >= 0.9
+
+
+def test_depthwise_convolution_forward_and_c(rng, gcc):
+    from darbgen.graph import DepthwiseConv2D
+
+    dw = DepthwiseConv2D("dw", rng.standard_normal((6, 1, 3, 3)), rng.standard_normal(6), stride=1, padding="same")
+    x = rng.standard_normal((2, 3 * 5 * 4))
+    got = dw.op((3, 5, 4)).forward_f64(x)[1]
+    for n in range(2):
+        img = x[n].reshape(3, 5, 4)
+        for o in range(6):                          # multiplier 2: filters 2c and 2c+1 read channel c
+            want = naive_nn.conv2d(img[o // 2][None], dw.weight[o:o + 1].astype(np.float64),
+                                   np.asarray([dw.bias[o]], np.float64) if dw.bias is not None else np.zeros(1),
+                                   (1, 1), (1, 1, 1, 1), (1, 1))
+            np.testing.assert_allclose(got[n].reshape(6, 5, 4)[o], want[0], rtol=1e-6, atol=1e-6)
+    model = Model("mobile", (3, 5, 4), [dw, Activation("r", "relu6"),
+                                        Conv2D("pw", rng.standard_normal((4, 6, 1, 1))), GlobalAveragePool("g")])
+    assert model.weight_layers()[0].name == "pw"                 # the depthwise layer is not pruned
+    for dtype in DTYPES:
+        module = generate(model, dtype=dtype, kernel="packed", calib=rng.standard_normal((16, 60)))
+        assert module.layers[0].kernel == "csr"
+        assert verify(module, cc=gcc, n_random=4).ok
+    with pytest.raises(DarbgenError, match="do not divide among"):
+        Model("m", (4, 5, 5), [dw])

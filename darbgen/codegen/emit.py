@@ -331,11 +331,8 @@ def _pattern_arrays(q, sym, kernel):
                   CArray(f"{sym}_row_ptr", ptr_t, ptr, "metadata")]
         return arrays, {"col_bits": 8 if col_t == "uint8_t" else 16, "ptr_bits": 16 if ptr_t == "uint16_t" else 32}
     block_sizes = layer.block_sizes
-    if block_sizes is None and layer.mask.all():
-        block_sizes = np.ones(layer.rows, np.int64)      # an unpruned layer: blocks of 1, no offsets at all
     if block_sizes is None:
-        raise DarbgenError(f"{layer.name}: the packed kernel needs DARB or BMWM block sizes (prune with --method "
-                           f"darb or bmwm); for other masks use --kernel csr or unrolled")
+        block_sizes = np.ones(layer.rows, np.int64)      # an unpruned layer: blocks of 1, no offsets at all
     # A block wider than the row is one block of the whole row: the same kept
     # weight, stored with the row's width (and 16-bit class tables stay valid).
     enc = encode(w, "darb", mask=layer.mask, block_sizes=np.minimum(block_sizes, layer.cols))
@@ -592,6 +589,7 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     banner = {"version": __version__, "command": command}
     files = {}
     generated = []
+    notes = []
     for q in qs:
         sym = symbols[q.name]
         if isinstance(q, QuantizedSoftmax):
@@ -601,7 +599,10 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
             ctx, arrays = _pool_context(q, sym, prefix)
             template = "pool"
         else:
-            ctx, arrays = _layer_context(q, sym, kernel, prefix)
+            layer_kernel = _layer_kernel(q.layer, kernel)
+            if layer_kernel != kernel:
+                notes.append(f"{q.name}: its mask is not a DARB / BMWM pattern, so it uses the {layer_kernel} kernel")
+            ctx, arrays = _layer_context(q, sym, layer_kernel, prefix)
             template = "dense_layer"
         ctx["banner"] = banner
         files[f"{sym}.h"] = env.get_template(f"{template}.h.j2").render(ctx)
@@ -612,7 +613,7 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
             description = ctx["description"]
         else:
             description = f"{ctx['description']}, {q.layer.activation}"
-        generated.append(GeneratedLayer(q, sym, template if template in ("softmax", "pool") else kernel,
+        generated.append(GeneratedLayer(q, sym, template if template in ("softmax", "pool") else layer_kernel,
                                         f"{sym}.h", f"{sym}.c", ctx["arrays"], description))
     model = None
     if is_chain([g.layer for g in generated]):
@@ -624,15 +625,15 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     files[f"{prefix}.h"] = env.get_template("model.h.j2").render(
         banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel,
         model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last))
-    used = {kernel}
-    if any(g.kernel == "softmax" for g in generated):
-        used.add("softmax")
-    if any(g.kernel == "pool" for g in generated):
-        used.add("pool")
-    if any(isinstance(g.layer, ConvOp) for g in generated) and kernel != "unrolled":
-        used.add("conv")
-    if not any(isinstance(g.layer, Dense) for g in generated):
-        used.discard(kernel)                  # only convolutions: no fc kernel needed
+    used = set()
+    for g in generated:
+        if g.kernel in ("softmax", "pool"):
+            used.add(g.kernel)
+        elif isinstance(g.layer, ConvOp):
+            if g.kernel != "unrolled":
+                used.add("conv")
+        else:
+            used.add(g.kernel)
     rt = runtime_files(dtype, sorted(used))
     clash = set(rt) & set(files)
     if clash:
@@ -640,7 +641,16 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
                            f"prefix")
     files.update(rt)
     return CModule(prefix, dtype, kernel, generated, files, sorted(n for n in rt if n.endswith(".c")), command,
-                   model)
+                   model, {"notes": notes})
+
+
+def _layer_kernel(layer, kernel):
+    """The kernel a dense / convolution layer gets: ``packed`` needs a DARB or
+    BMWM pattern (or an unpruned layer, packed as blocks of 1); other masks
+    fall back to ``csr``."""
+    if kernel == "packed" and layer.block_sizes is None and not layer.mask.all():
+        return "csr"
+    return kernel
 
 
 def _model_macros(first, last):

@@ -88,7 +88,7 @@ def default_prefix(path, model_name):
 
 
 #: Layer kinds `model_from_npz` reads (more join as darbgen learns them).
-SUPPORTED_KINDS = ("dense", "conv1d", "conv2d", "maxpool1d", "avgpool1d", "maxpool2d", "avgpool2d",
+SUPPORTED_KINDS = ("dense", "conv1d", "conv2d", "depthwiseconv2d", "maxpool1d", "avgpool1d", "maxpool2d", "avgpool2d",
                    "globalavgpool", "batchnorm", "flatten", "activation", "softmax", "dropout")
 
 
@@ -96,8 +96,8 @@ def model_from_npz(arrays, source="the file"):
     """A :class:`~darbgen.graph.Model` from an .npz file that describes its
     network in ``__model__`` (docs/npz.md). Pruning results stored by
     ``darbgen prune`` (masks, block sizes) come along."""
-    from ..graph import (Activation, Conv1D, Conv2D, Flatten, GlobalAveragePool, Model, Pool1D, Pool2D,
-                         fold_batchnorm)
+    from ..graph import (Activation, Conv1D, Conv2D, DepthwiseConv2D, Flatten, GlobalAveragePool, Model, Pool1D,
+                         Pool2D, fold_batchnorm)
 
     model = model_description(arrays)
     if model is None:
@@ -136,6 +136,14 @@ def model_from_npz(arrays, source="the file"):
                               spec.get("dilation", 1), mask, arrays.get(key + BLOCKS_SUFFIX)))
             if act != "none":
                 layers.append(Activation(f"{name}.{act}", act))
+        elif kind == "depthwiseconv2d":
+            key = f"{name}.weight"
+            if key not in arrays:
+                raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
+            layers.append(DepthwiseConv2D(name, arrays[key], arrays.get(f"{name}.bias"), spec.get("stride", 1),
+                                          spec.get("padding", "valid"), spec.get("dilation", 1)))
+            if act != "none":
+                layers.append(Activation(f"{name}.{act}", act))
         elif kind in ("maxpool1d", "avgpool1d", "maxpool2d", "avgpool2d"):
             cls = Pool1D if kind.endswith("1d") else Pool2D
             if "size" not in spec:
@@ -148,7 +156,7 @@ def model_from_npz(arrays, source="the file"):
             missing = [f"{name}.{p}" for p in ("gamma", "beta", "mean", "var") if f"{name}.{p}" not in arrays]
             if missing:
                 raise DarbgenError(f"{source}: batchnorm {name!r} needs the array {missing[0]!r}")
-            if not isinstance(prev, (Conv1D, Conv2D)) and type(prev).__name__ != "Dense":
+            if not isinstance(prev, (Conv1D, Conv2D, DepthwiseConv2D)) and type(prev).__name__ != "Dense":
                 raise DarbgenError(f"{source}: batchnorm {name!r} must directly follow a dense or convolution "
                                    f"layer (activation after it) to be folded into it")
             layers[-1] = fold_batchnorm(prev, arrays[f"{name}.gamma"], arrays[f"{name}.beta"],
