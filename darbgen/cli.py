@@ -318,8 +318,10 @@ def cmd_generate(args):
             notes.append(f"calibrated on {key} bundled in {os.path.basename(args.input)} ({len(calib)} inputs)")
     command = "darbgen " + " ".join(shlex.quote(a) for a in args.argv)
     _progress(f"generating {args.dtype} {args.kernel} C for {len(layers)} layers...")
+    # only a described network (__model__) is a chain; bare arrays are independent layers
     module = generate(layers, dtype=args.dtype, kernel=args.kernel, prefix=args.prefix or default_prefix(
-        args.input, model_name), calib=calib, percentile=args.percentile, command=command)
+        args.input, model_name), calib=calib, percentile=args.percentile, command=command,
+        chain=model_name is not None and not isinstance(calib, dict))
     target = args.size_target
     if target is None:
         target = "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"

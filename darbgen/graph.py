@@ -279,6 +279,15 @@ def _pair(value, what, name):
     return value
 
 
+def _single(value, what, name):
+    """A positive int from an int or a one-element list (JSON often has [2])."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise DarbgenError(f"{name}: {what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _same_padding(size, k, stride, dilation):
     """TensorFlow's 'same': output ceil(size / stride), extra padding at the end."""
     out = -(-size // stride)
@@ -318,9 +327,18 @@ class Conv2D:
         self.bias, self.mask, self.block_sizes = self.matrix.bias, self.matrix.mask, self.matrix.block_sizes
         self.stride = _pair(self.stride, "stride", self.name)
         self.dilation = _pair(self.dilation, "dilation", self.name)
-        if not (isinstance(self.padding, str) and self.padding in ("valid", "same")):
-            p = (self.padding,) if isinstance(self.padding, (int, np.integer)) else tuple(self.padding)
-            p = tuple(int(v) for v in p)
+        if isinstance(self.padding, str):
+            self.padding = self.padding.lower()
+            if self.padding not in ("valid", "same"):
+                raise DarbgenError(f"{self.name}: padding must be 'valid', 'same' or integers, got "
+                                   f"{self.padding!r}")
+        else:
+            try:
+                p = (self.padding,) if isinstance(self.padding, (int, np.integer)) else tuple(self.padding)
+                p = tuple(int(v) for v in p)
+            except (TypeError, ValueError):
+                raise DarbgenError(f"{self.name}: padding must be 'valid', 'same' or integers, got "
+                                   f"{self.padding!r}") from None
             if len(p) == 1:
                 p = p * 4
             elif len(p) == 2:
@@ -394,8 +412,9 @@ class Conv1D:
         else:
             p = (self.padding,) if isinstance(self.padding, (int, np.integer)) else tuple(self.padding)
             pad = (0, 0, int(p[0]), int(p[-1]))
-        self.as_2d = Conv2D(self.name, w[:, :, None, :], self.bias, (1, int(self.stride)), pad,
-                            (1, int(self.dilation)), self.mask, self.block_sizes, self.activation)
+        stride, dilation = _single(self.stride, "stride", self.name), _single(self.dilation, "dilation", self.name)
+        self.as_2d = Conv2D(self.name, w[:, :, None, :], self.bias, (1, stride), pad, (1, dilation), self.mask,
+                            self.block_sizes, self.activation)
         self.weight = self.as_2d.weight[:, :, 0, :]
         self.bias, self.mask, self.block_sizes = self.as_2d.bias, self.as_2d.mask, self.as_2d.block_sizes
 
@@ -502,6 +521,10 @@ class Pool2D:
     def output_shape(self, in_shape):
         if len(in_shape) != 3:
             raise DarbgenError(f"{self.name}: 2-D pooling needs a (C, H, W) input, got shape {tuple(in_shape)}")
+        top, bottom, left, right = self._window.resolved_padding(*in_shape[1:])
+        if max(top, bottom) >= self.size[0] or max(left, right) >= self.size[1]:
+            raise DarbgenError(f"{self.name}: padding {(top, bottom, left, right)} is as wide as the {self.size} "
+                               f"window, so some windows would hold only padding; use less padding")
         _, oh, ow = self._window.output_shape((1,) + tuple(in_shape[1:]))
         return (in_shape[0], oh, ow)
 
@@ -523,8 +546,8 @@ class Pool1D:
     def __post_init__(self):
         pad = self.padding if isinstance(self.padding, str) else (0, 0) + tuple(
             (self.padding,) * 2 if isinstance(self.padding, (int, np.integer)) else self.padding)
-        self.as_2d = Pool2D(self.name, self.kind, (1, int(self.size)),
-                            None if self.stride is None else (1, int(self.stride)), pad)
+        self.as_2d = Pool2D(self.name, self.kind, (1, _single(self.size, "size", self.name)),
+                            None if self.stride is None else (1, _single(self.stride, "stride", self.name)), pad)
 
     def output_shape(self, in_shape):
         if len(in_shape) != 2:

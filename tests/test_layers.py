@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import darbgen
@@ -192,3 +192,57 @@ def test_depthwise_convolution_forward_and_c(rng, gcc):
         assert verify(module, cc=gcc, n_random=4).ok
     with pytest.raises(DarbgenError, match="do not divide among"):
         Model("m", (4, 5, 5), [dw])
+
+
+@settings(max_examples=int(__import__("os").environ.get("DARBGEN_C_EXAMPLES", 40)) // 2, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), o=st.integers(1, 6), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       padding=st.one_of(st.sampled_from(["valid", "same"]), st.tuples(*[st.integers(0, 3)] * 4)),
+       pool=st.sampled_from(["max", "avg", None]), ratio=st.floats(1.2, 6), dtype=st.sampled_from(DTYPES),
+       kernel=st.sampled_from(KERNELS), act=st.sampled_from(["none", "relu", "relu6", "sigmoid", "tanh"]),
+       seed=st.integers(0, 2 ** 31))
+def test_random_convolutions_in_c_match_the_reference(gcc, c, h, w, o, kh, kw, sh, sw, dh, dw, padding, pool,
+                                                       ratio, dtype, kernel, act, seed):
+    rng = np.random.default_rng(seed)
+    conv = Conv2D("c", rng.standard_normal((o, c, kh, kw)), rng.standard_normal(o), (sh, sw), padding, (dh, dw),
+                  activation=act)
+    try:
+        shape = conv.output_shape((c, h, w))
+        layers = [conv]
+        if pool:
+            layers.append(Pool2D("p", pool, (2, 2), 1, "same"))
+        model = Model("r", (c, h, w), layers)
+        r = darbgen.prune(conv.pruning_matrix, ratio)
+    except DarbgenError:
+        assume(False)
+    model = model.with_pruning({"c": r})
+    module = generate(model, dtype=dtype, kernel=kernel, calib=rng.standard_normal((8, c * h * w)))
+    result = verify(module, cc=gcc, n_random=4, seed=seed % 1000)
+    assert result.ok, (shape, result.describe())
+
+
+def test_review_findings_on_layers(rng):
+    # a pooling window that could hold only padding is refused
+    with pytest.raises(DarbgenError, match="as wide as the"):
+        Model("m", (1, 4, 4), [Pool2D("p", "avg", 2, padding=2)])
+    Model("m", (1, 4, 4), [Pool2D("p", "avg", 2, padding=1)])
+    # softmax beyond the kernels' 16-bit sizes is refused, not overflowed
+    with pytest.raises(DarbgenError, match="softmax over 70000 values"):
+        generate(Model("m", (70000,), [Activation("s", "softmax")]), dtype="float32")
+    # Keras-style spellings and JSON one-element lists are accepted; nonsense is a named error
+    assert Conv2D("c", np.ones((1, 1, 3, 3)), padding="SAME").padding == "same"
+    assert Conv1D("k", np.ones((1, 1, 3)), stride=[2]).output_shape((1, 9)) == (1, 4)
+    with pytest.raises(DarbgenError, match="c: padding must be"):
+        Conv2D("c", np.ones((1, 1, 3, 3)), padding="full")
+    with pytest.raises(DarbgenError, match="k: stride must be a positive integer"):
+        Conv1D("k", np.ones((1, 1, 3)), stride="2")
+
+
+def test_layers_calibrated_one_by_one_get_no_model_run(rng):
+    a = Dense("a", rng.standard_normal((6, 5)).astype(np.float32), activation="relu")
+    b = Dense("b", rng.standard_normal((3, 6)).astype(np.float32))
+    m = generate([a, b], dtype="int8", calib={"a": rng.standard_normal((20, 5)), "b": rng.random((20, 6))})
+    assert m.model is None and "model.c" not in m.files
+    m = generate([a, b], dtype="int8", calib=rng.standard_normal((20, 5)))          # calibrated as a chain
+    assert m.model is not None and m.layers[0].quantized.output == m.layers[1].quantized.input

@@ -487,6 +487,9 @@ def _as_quantized(layers, dtype, calib, percentile):
 
 
 def _softmax_context(q, sym, prefix):
+    if q.layer.size > MAX_DIM:
+        raise DarbgenError(f"{q.name}: softmax over {q.layer.size} values is beyond the C kernels' limit of "
+                           f"{MAX_DIM}")
     arrays = []
     if q.dtype != "float32":
         arrays.append(CArray(f"{sym}_exp", "int32_t", q.table, "params"))
@@ -504,8 +507,9 @@ def _pool_context(q, sym, prefix):
     kh, kw = layer.kernel_size
     top, _, left, _ = layer.padding
     fields = [c, h, w, oh, ow, kh, kw, layer.stride[0], layer.stride[1], 1, 1, top, left, 0]
-    if max(fields) > MAX_DIM:
-        raise DarbgenError(f"{layer.name}: a pooling dimension exceeds {MAX_DIM}")
+    if max(fields) > MAX_DIM or kh * kw > (1 << 23):
+        raise DarbgenError(f"{layer.name}: a pooling dimension exceeds {MAX_DIM} (or the window 2^23 values, "
+                           f"where an int8 sum could overflow)")
     ctx = {"layer": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": [],
            "in_t": CTYPES[q.dtype][0], "sfx": SUFFIX[q.dtype], "macros": _quant_macros(q), "header": f"{sym}.h",
            "fields": fields,
@@ -558,7 +562,8 @@ def plan_memory(ops):
     return {"tensors": where, "arena": size}
 
 
-def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=None, percentile=None, command=None):
+def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=None, percentile=None, command=None,
+             chain=None):
     """Generate C for a list of dense layers.
 
     Args:
@@ -573,6 +578,11 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
             :func:`darbgen.quantize.quantize_network`).
         percentile: calibration range by percentile instead of min/max.
         command: the call recorded in the files' header comment.
+        chain: also write ``<prefix>_run`` running the layers one after the
+            other. Default: for a Model, or for layers whose sizes chain and
+            that were calibrated as a chain (one calibration array); never
+            for layers calibrated one by one (a dict), whose quantizations do
+            not connect.
 
     Returns:
         a :class:`CModule` (write it with ``.write(folder)``, check it with
@@ -581,6 +591,8 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     if kernel not in KERNELS:
         raise DarbgenError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
     prefix = c_identifier(prefix, "model name")
+    if chain is None:
+        chain = isinstance(layers, Model) or not isinstance(calib, dict)
     qs = _as_quantized(layers, dtype, calib, percentile)
     dtype = qs[0].dtype
     symbols = unique_identifiers([q.name for q in qs], prefix)
@@ -616,7 +628,7 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         generated.append(GeneratedLayer(q, sym, template if template in ("softmax", "pool") else layer_kernel,
                                         f"{sym}.h", f"{sym}.c", ctx["arrays"], description))
     model = None
-    if is_chain([g.layer for g in generated]):
+    if chain and is_chain([g.layer for g in generated]) and _quantizations_connect(qs):
         model = ModelUnit(prefix, generated, plan_memory(qs), calib_inputs=_model_calib(qs, calib))
         files[f"{prefix}.c"] = env.get_template("model.c.j2").render(
             banner=banner, prefix=prefix, PREFIX=prefix.upper(), model=model, layers=generated,
@@ -642,6 +654,13 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     files.update(rt)
     return CModule(prefix, dtype, kernel, generated, files, sorted(n for n in rt if n.endswith(".c")), command,
                    model, {"notes": notes})
+
+
+def _quantizations_connect(qs):
+    """Each op's output quantization is the next op's input quantization."""
+    if qs[0].dtype == "float32":
+        return True
+    return all(a.output == b.input for a, b in zip(qs, qs[1:]))
 
 
 def _layer_kernel(layer, kernel):
