@@ -175,14 +175,26 @@ class ModelUnit:
         return x
 
     def exact(self, x):
-        """The float64 model and the scale of float32 rounding in its last op
-        (sum |w| |x| + |b| of a final dense layer; the largest output of a
-        final softmax)."""
+        """The float64 model, and the scale of the float32 rounding errors it
+        accumulates: propagated op by op as |W| (|x| + scale) + |b| through
+        dense and convolution layers (whose activations are 1-Lipschitz),
+        pooled with the values through pooling, and relative to the output
+        (times the incoming scale) through softmax."""
+        from ..quantize import QuantizedPool, QuantizedSoftmax
         from ..reference import exact
 
         y = np.asarray(x, np.float64)
+        scale = np.zeros_like(y)
         for g in self.ops:
-            y, scale = exact(g.quantized, y)
+            q = g.quantized
+            if isinstance(q, QuantizedPool):
+                y, scale = q.layer.forward_f64(y)[1], q.layer.forward_f64(scale)[1]
+            elif isinstance(q, QuantizedSoftmax):
+                y = exact(q, y)[0]
+                grow = 1.0 + 2.0 * scale.max(axis=1, keepdims=True)
+                scale = np.broadcast_to(np.abs(y).max(axis=1, keepdims=True) * grow, y.shape)
+            else:
+                y, scale = exact(q, y)[0], exact(q, np.abs(y) + scale)[1]
         return y, scale
 
     def make_inputs(self, n_random, seed):
