@@ -144,7 +144,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     model = src.model
     notes = list(src.notes)
     _advance(bar, "loaded")
-    weights = {layer.name: layer.pruning_matrix for layer in model.weight_layers()}
+    weights = model.pruning_matrices()
     if layers is not None:
         unknown = [n for n in layers if n not in weights]
         if unknown:
@@ -247,6 +247,8 @@ def _kind(g):
 
     if g.kernel == "softmax":
         return "softmax"
+    if g.kernel == "recurrent":
+        return g.layer.layer.kind
     if isinstance(g.layer, PoolOp):
         return f"{g.layer.kind}pool"
     return "conv" if isinstance(g.layer, ConvOp) else "dense"
@@ -255,6 +257,8 @@ def _kind(g):
 def _shape(g):
     """Weight matrix shape (out, in) of dense layers; output shape otherwise."""
     layer = g.layer
+    if g.kernel == "recurrent":
+        return [layer.steps, layer.layer.w_ih.shape[1], layer.layer.hidden]
     if hasattr(layer, "out_shape"):
         return list(layer.out_shape)
     if g.kernel == "softmax":
@@ -281,17 +285,25 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
             row["kept"] = g.layer.kept
             row["ratio"] = g.layer.ratio
             row["block_sizes"] = _histogram(g.layer.block_sizes)
+        elif g.parts:
+            mats = [p.layer for p in g.parts]
+            row["kept"] = sum(m.kept for m in mats)
+            row["ratio"] = sum(m.mask.size for m in mats) / max(row["kept"], 1)
+            row["block_sizes"] = _histogram(np.concatenate([m.block_sizes for m in mats])
+                                            if all(m.block_sizes is not None for m in mats) else None)
+            row["state_bytes"] = g.state_bytes
         layers.append(row)
     model_check = checks.get(module.prefix)
     flash = (sum(r["flash_bytes"] for r in layers) + sizes["runtime"]["code"] + sizes["runtime"]["rodata"]
              + sizes["model"]["code"] + sizes["model"]["rodata"])
-    dense_weights = sum(layer.pruning_matrix.size for layer in model.weight_layers())
-    kept = sum(int(np.count_nonzero(layer.mask)) for layer in pruned.weight_layers())
+    dense_weights = sum(m.size for m in model.pruning_matrices().values())
+    kept = sum(int(np.count_nonzero(m)) for m in pruned.pruning_matrices().values())
     report = {
         "model": model.name, "prefix": module.prefix, "dtype": module.dtype, "kernel": module.kernel,
         "method": method, "ratio": dense_weights / max(kept, 1), "weights": dense_weights, "kept": kept,
         "verified": checked.ok, "flash_bytes": flash,
-        "ram_bytes": module.model.arena_bytes if module.model is not None else 0,
+        "ram_bytes": (module.model.arena_bytes if module.model is not None else 0)
+        + sum(g.state_bytes for g in module.layers),
         "size_target": sizes["target"], "runtime_code_bytes": sizes["runtime"]["code"],
         "model_check": None if model_check is None else {
             "ok": model_check.ok, "vectors": model_check.vectors, "mismatches": model_check.mismatches,

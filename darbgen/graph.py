@@ -196,7 +196,7 @@ class Model:
                 shape = (layer.rows,)
             elif isinstance(layer, Flatten):
                 shape = (int(np.prod(shape)),)
-            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool)):
+            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool, LSTM)):
                 shape = layer.output_shape(shape)
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax" and len(shape) != 1:
@@ -213,7 +213,17 @@ class Model:
 
     def weight_layers(self):
         """The layers whose weights are pruned, in order."""
-        return [layer for layer in self.layers if isinstance(layer, (Dense, Conv2D, Conv1D))]
+        return [layer for layer in self.layers if isinstance(layer, (Dense, Conv2D, Conv1D, LSTM))]
+
+    def pruning_matrices(self):
+        """{name: matrix} of everything pruned (an LSTM / GRU gives two: name.w_ih, name.w_hh)."""
+        out = {}
+        for layer in self.weight_layers():
+            if isinstance(layer, LSTM):
+                out.update(layer.pruning_matrices())
+            else:
+                out[layer.name] = layer.pruning_matrix
+        return out
 
     def ops(self):
         """The lowered op list: Dense (activation fused) and Softmax."""
@@ -222,7 +232,7 @@ class Model:
         for layer, out_shape in zip(self.layers, self.shapes()):
             if isinstance(layer, Dense):
                 ops.append(layer)
-            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool)):
+            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool, LSTM)):
                 ops.append(layer.op(shape))
             elif isinstance(layer, Activation):
                 if layer.kind == "softmax":
@@ -245,7 +255,9 @@ class Model:
         ``results`` ({layer name: PruneResult}), pruned weights set to zero."""
         layers = []
         for layer in self.layers:
-            if layer in self.weight_layers() and layer.name in results:
+            if isinstance(layer, LSTM):
+                layer = layer.with_masks(results)
+            elif layer in self.weight_layers() and layer.name in results:
                 layer = layer.with_mask(results[layer.name])
             layers.append(layer)
         return Model(self.name, self.input_shape, layers, self.classes)
@@ -260,7 +272,7 @@ class Model:
             if isinstance(layer, Dense):
                 y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
                 y = activate_f64(layer.activation, y)
-            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool)):
+            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool, LSTM)):
                 y = layer.op(shape).forward_f64(y)[1]
             elif isinstance(layer, Activation):
                 y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
@@ -697,3 +709,118 @@ class DepthwiseConv2D:
 
     def op(self, in_shape):
         return ConvOp(self._full(in_shape[0]), tuple(in_shape))
+
+
+# ----------------------------------------------------------------------------- recurrent layers
+
+@dataclass
+class LSTM:
+    """An LSTM over a (T, inputs) sequence, PyTorch's layout: ``w_ih`` (4H,
+    inputs) and ``w_hh`` (4H, H) with the gates in the order i, f, g, o;
+    ``b_ih``, ``b_hh`` (4H,). Its output is the last hidden state (H,); the
+    C also offers ``<layer>_reset()`` and ``<layer>_step(x_t, h)`` to stream.
+    Both matrices are pruned (every gate row gets its own block size).
+    ``masks`` / ``block_sizes``: optional {"w_ih": ..., "w_hh": ...}."""
+
+    name: str
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: np.ndarray = None
+    b_hh: np.ndarray = None
+    masks: dict = None
+    block_sizes: dict = None
+
+    gates = 4
+    kind = "lstm"
+
+    def __post_init__(self):
+        w_ih, w_hh = np.asarray(self.w_ih), np.asarray(self.w_hh)
+        if w_hh.ndim != 2 or w_hh.shape[0] != self.gates * w_hh.shape[1]:
+            raise DarbgenError(f"{self.name}: w_hh must be ({self.gates} * hidden, hidden), got shape {w_hh.shape}")
+        if w_ih.ndim != 2 or w_ih.shape[0] != w_hh.shape[0]:
+            raise DarbgenError(f"{self.name}: w_ih must be ({w_hh.shape[0]}, inputs), got shape {w_ih.shape}")
+        masks, blocks = self.masks or {}, self.block_sizes or {}
+        self.ih = Dense(f"{self.name}.w_ih", w_ih, self.b_ih, masks.get("w_ih"), blocks.get("w_ih"))
+        self.hh = Dense(f"{self.name}.w_hh", w_hh, self.b_hh, masks.get("w_hh"), blocks.get("w_hh"))
+        self.w_ih, self.w_hh = self.ih.weight, self.hh.weight
+        self.b_ih, self.b_hh = self.ih.bias, self.hh.bias
+
+    @property
+    def hidden(self):
+        return self.w_hh.shape[1]
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 2 or in_shape[1] != self.w_ih.shape[1]:
+            raise DarbgenError(f"{self.name}: needs a (steps, {self.w_ih.shape[1]}) sequence, got shape "
+                               f"{tuple(in_shape)}")
+        return (self.hidden,)
+
+    def pruning_matrices(self):
+        return {self.ih.name: self.ih.weight, self.hh.name: self.hh.weight}
+
+    def with_masks(self, results):
+        def pick(part, dense):
+            r = results.get(dense.name)
+            return (dense.weight if r is None else r.apply(dense.weight), None if r is None else r.mask,
+                    None if r is None else r.block_sizes)
+        wi, mi, bi = pick("w_ih", self.ih)
+        wh, mh, bh = pick("w_hh", self.hh)
+        return type(self)(self.name, wi, wh, self.b_ih, self.b_hh, {"w_ih": mi, "w_hh": mh},
+                          {"w_ih": bi, "w_hh": bh})
+
+    def op(self, in_shape):
+        return RecurrentOp(self, int(in_shape[0]))
+
+    def cell_f64(self, gx, gh, h, c):
+        """One step in float64 (PyTorch's equations)."""
+        from .quantize import activate_f64
+
+        H = self.hidden
+        g = gx + gh
+        i, f = activate_f64("sigmoid", g[:, :H]), activate_f64("sigmoid", g[:, H:2 * H])
+        cand, o = np.tanh(g[:, 2 * H:3 * H]), activate_f64("sigmoid", g[:, 3 * H:])
+        c = f * c + i * cand
+        return o * np.tanh(c), c
+
+
+@dataclass
+class GRU(LSTM):
+    """A GRU, PyTorch's layout: ``w_ih`` (3H, inputs), ``w_hh`` (3H, H), gates
+    r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h = (1 - z) n + z h."""
+
+    gates = 3
+    kind = "gru"
+
+    def cell_f64(self, gx, gh, h, c):
+        from .quantize import activate_f64
+
+        H = self.hidden
+        r = activate_f64("sigmoid", gx[:, :H] + gh[:, :H])
+        z = activate_f64("sigmoid", gx[:, H:2 * H] + gh[:, H:2 * H])
+        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        return (1 - z) * n + z * h, c
+
+
+class RecurrentOp:
+    """A recurrent layer run over a whole sequence of ``steps`` inputs: in the
+    op chain its input is the flattened (steps, inputs) sequence and its output
+    the last hidden state."""
+
+    def __init__(self, layer, steps):
+        self.layer, self.name, self.steps = layer, layer.name, steps
+        self.activation = "none"
+
+    in_size = property(lambda self: self.steps * self.layer.w_ih.shape[1])
+    out_size = property(lambda self: self.layer.hidden)
+    rows = property(lambda self: self.layer.hidden)
+
+    def forward_f64(self, x):
+        x = np.asarray(x, np.float64).reshape(len(x), self.steps, -1)
+        layer = self.layer
+        h = np.zeros((len(x), layer.hidden))
+        c = np.zeros_like(h)
+        for t in range(self.steps):
+            gx = x[:, t] @ layer.w_ih.astype(np.float64).T + layer.b_ih
+            gh = h @ layer.w_hh.astype(np.float64).T + layer.b_hh
+            h, c = layer.cell_f64(gx, gh, h, c)
+        return h, h

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DarbgenError
-from .graph import Dense, PoolOp, Softmax
+from .graph import Dense, PoolOp, RecurrentOp, Softmax
 
 DTYPES = ("float32", "int16", "int8")
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -417,7 +417,27 @@ class QuantizedPool:
         return self.layer.name
 
 
+@dataclass
+class QuantizedRecurrent:
+    """An LSTM / GRU run over a sequence: its two matrices as dense layers."""
+
+    layer: RecurrentOp
+    dtype: str
+    ih: QuantizedDense = None
+    hh: QuantizedDense = None
+
+    @property
+    def name(self):
+        return self.layer.name
+
+
 def _quantize_op(layer, dtype, in_q, out_range, pre_range):
+    if isinstance(layer, RecurrentOp):
+        if dtype != "float32":
+            raise DarbgenError(f"{layer.name}: {layer.layer.kind.upper()} layers are generated in float32 only so "
+                               f"far (integer recurrent cells come next); build with --dtype float32")
+        return QuantizedRecurrent(layer, dtype, quantize_dense(layer.layer.ih, dtype),
+                                  quantize_dense(layer.layer.hh, dtype))
     if isinstance(layer, PoolOp):
         return QuantizedPool(layer, dtype, in_q, in_q)
     if isinstance(layer, Softmax):

@@ -13,7 +13,7 @@ Never imports numba: the oracle stays plain and obviously correct.
 import numpy as np
 
 from .errors import DarbgenError
-from .quantize import (QuantizedPool, QuantizedSoftmax, activate_f64, lut_s16, requantize_s8, requantize_s16,
+from .quantize import (QuantizedPool, QuantizedRecurrent, QuantizedSoftmax, activate_f64, lut_s16, requantize_s8, requantize_s16,
                        softmax_f64)
 
 _F = np.float32
@@ -204,6 +204,35 @@ def pool(q, x):
     return avg.astype(out_t).reshape(n, -1)
 
 
+def recurrent_f32(q, x, kernel="packed"):
+    """An LSTM / GRU over whole sequences, step by step as the C: the two
+    matrices through dense_f32, then the cell in float32 operations."""
+    x = _inputs(q, x).astype(_F)
+    layer = q.layer.layer
+    steps, hidden = q.layer.steps, layer.hidden
+    xs = x.reshape(len(x), steps, -1)
+    h = np.zeros((len(x), hidden), _F)
+    c = np.zeros_like(h)
+    dense_cols = kernel == "dense"
+    for t in range(steps):
+        gx = dense_f32(q.ih, xs[:, t], dense_cols)
+        gh = dense_f32(q.hh, h, dense_cols)
+        g = [slice(k * hidden, (k + 1) * hidden) for k in range(layer.gates)]
+        if layer.kind == "lstm":
+            i = sigmoidf(gx[:, g[0]] + gh[:, g[0]])
+            f = sigmoidf(gx[:, g[1]] + gh[:, g[1]])
+            cand = tanhf(gx[:, g[2]] + gh[:, g[2]])
+            o = sigmoidf(gx[:, g[3]] + gh[:, g[3]])
+            c = f * c + i * cand
+            h = o * tanhf(c)
+        else:
+            r = sigmoidf(gx[:, g[0]] + gh[:, g[0]])
+            z = sigmoidf(gx[:, g[1]] + gh[:, g[1]])
+            n = tanhf(gx[:, g[2]] + r * gh[:, g[2]])
+            h = (_F(1.0) - z) * n + z * h
+    return h.astype(_F)
+
+
 def run(q, x, kernel="packed"):
     """The output the generated C must produce for op ``q`` with ``kernel`` on
     inputs ``x`` (quantized integers for int8 / int16, float32 otherwise)."""
@@ -211,6 +240,8 @@ def run(q, x, kernel="packed"):
         return softmax_f32(x) if q.dtype == "float32" else softmax_int(q, x)
     if isinstance(q, QuantizedPool):
         return pool(q, x)
+    if isinstance(q, QuantizedRecurrent):
+        return recurrent_f32(q, x, kernel)
     if q.dtype == "float32":
         return dense_f32(q, x, all_columns=(kernel == "dense"))
     return dense_int(q, x)
@@ -225,5 +256,8 @@ def exact(q, x):
     if isinstance(q, QuantizedPool):
         x = np.asarray(x, np.float64)
         return q.layer.forward_f64(x)[1], q.layer.forward_f64(np.abs(x))[1]
+    if isinstance(q, QuantizedRecurrent):
+        y = q.layer.forward_f64(x)[1]
+        return y, np.ones_like(y)                 # hidden states live in (-1, 1)
     return dense_f64(q, x)
 

@@ -282,11 +282,14 @@ def measure(module, target="cortex-m4", cc=None):
         sources = module.sources
         host.run_compiler([compiler, *host.STRICT_FLAGS, *tflags, "-I.", "-c", *sources], cwd=tmp)
         layer_sources = {g.source: g.symbol for g in module.layers}
+        layer_sources.update({p.source: g.symbol for g in module.layers for p in g.parts})
         for src in sources:
             sizes = host.section_sizes(Path(tmp) / (src[:-2] + ".o"), size_tool)
             entry = {"code": host.code_bytes(sizes), "rodata": host.data_bytes(sizes)}
             if src in layer_sources:
-                out["layers"][layer_sources[src]] = entry
+                total = out["layers"].setdefault(layer_sources[src], {"code": 0, "rodata": 0})
+                total["code"] += entry["code"]
+                total["rodata"] += entry["rodata"]
             elif src == f"{module.prefix}.c":
                 out["model"] = entry
             else:

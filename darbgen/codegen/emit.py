@@ -18,8 +18,9 @@ import numpy as np
 from .. import __version__
 from ..errors import DarbgenError
 from ..formats import encode
-from ..graph import ConvOp, Dense, Model, PoolOp, Softmax
-from ..quantize import QuantizedDense, QuantizedPool, QuantizedSoftmax, is_chain, quantize_network
+from ..graph import ConvOp, Dense, Model, PoolOp, RecurrentOp, Softmax
+from ..quantize import (QuantizedDense, QuantizedPool, QuantizedRecurrent, QuantizedSoftmax, is_chain,
+                        quantize_network)
 from ..resources import runtime_c_dir, templates_dir
 from .names import c_identifier, unique_identifiers
 
@@ -65,6 +66,8 @@ class GeneratedLayer:
     source: str
     arrays: list
     description: str = ""
+    parts: list = field(default_factory=list)     # a recurrent layer's two matrices (verified on their own)
+    state_bytes: int = 0                          # static RAM the layer keeps (recurrent state, gate buffers)
 
     @property
     def name(self):
@@ -100,7 +103,7 @@ class GeneratedLayer:
     def data_bytes(self):
         """Bytes of const data by role (values, index, metadata, params) and total."""
         out = dict.fromkeys(ROLES, 0)
-        for a in self.arrays:
+        for a in self.arrays + [a for p in self.parts for a in p.arrays]:
             out[a.role] += a.nbytes
         out["total"] = sum(out[r] for r in ROLES)
         return out
@@ -226,8 +229,9 @@ class CModule:
 
     @property
     def units(self):
-        """What the test harness runs: every op, then the whole model (when the ops chain)."""
-        return self.layers + ([self.model] if self.model is not None else [])
+        """What the test harness runs: every op (a recurrent layer's matrices first), then the whole model."""
+        units = [u for g in self.layers for u in g.parts + [g]]
+        return units + ([self.model] if self.model is not None else [])
 
     @property
     def sources(self):
@@ -479,6 +483,8 @@ def runtime_files(dtype, kernels):
             names.append("src/darb_softmax.c")
         elif kernel == "pool":
             names.append("src/darb_pool.c")
+        elif kernel == "rnn":
+            names.append("src/darb_rnn_f32.c")
     return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}
 
 
@@ -488,11 +494,11 @@ def _as_quantized(layers, dtype, calib, percentile):
     layers = list(layers)
     if not layers:
         raise DarbgenError("nothing to generate: no layers given")
-    if all(isinstance(x, (QuantizedDense, QuantizedSoftmax, QuantizedPool)) for x in layers):
+    if all(isinstance(x, (QuantizedDense, QuantizedSoftmax, QuantizedPool, QuantizedRecurrent)) for x in layers):
         if len({q.dtype for q in layers}) != 1:
             raise DarbgenError("all layers of one module must have the same dtype")
         return layers
-    if all(isinstance(x, (Dense, Softmax, ConvOp, PoolOp)) for x in layers):
+    if all(isinstance(x, (Dense, Softmax, ConvOp, PoolOp, RecurrentOp)) for x in layers):
         return quantize_network(layers, dtype, calib, percentile)
     raise DarbgenError("generate takes a darbgen.graph.Model, or Dense / Softmax layers (or their quantized "
                        "forms from quantize_network)")
@@ -529,6 +535,19 @@ def _pool_context(q, sym, prefix):
                            f"{' x '.join(map(str, layer.out_shape))}, stride {layer.stride[0]}x{layer.stride[1]}, "
                            f"padding {'/'.join(map(str, layer.padding))}")}
     return ctx, []
+
+
+def _recurrent_context(q, sym, prefix):
+    op = q.layer
+    layer = op.layer
+    hidden, inputs, gates = layer.hidden, layer.w_ih.shape[1], layer.gates * layer.hidden
+    state = (hidden * (2 if layer.kind == "lstm" else 1) + 2 * gates) * 4
+    description = (f"{layer.kind.upper()} over {op.steps} steps of {inputs} inputs, {hidden} hidden, "
+                   f"{layer.ih.kept + layer.hh.kept} of {layer.ih.weight.size + layer.hh.weight.size} weights kept")
+    ctx = {"layer": op, "rnn": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": [],
+           "in_t": "float", "hidden": hidden, "inputs": inputs, "gates": gates, "steps": op.steps,
+           "header": f"{sym}.h", "macros": [], "description": description, "state_bytes": state}
+    return ctx
 
 
 def plan_memory(ops):
@@ -622,6 +641,19 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         elif isinstance(q, QuantizedPool):
             ctx, arrays = _pool_context(q, sym, prefix)
             template = "pool"
+        elif isinstance(q, QuantizedRecurrent):
+            parts = []
+            for part_q, part in ((q.ih, "ih"), (q.hh, "hh")):
+                part_kernel = _layer_kernel(part_q.layer, kernel)
+                pctx, _ = _layer_context(part_q, f"{sym}_{part}", part_kernel, prefix)
+                pctx["banner"] = banner
+                files[f"{sym}_{part}.h"] = env.get_template("dense_layer.h.j2").render(pctx)
+                files[f"{sym}_{part}.c"] = env.get_template("dense_layer.c.j2").render(pctx)
+                parts.append(GeneratedLayer(part_q, f"{sym}_{part}", part_kernel, f"{sym}_{part}.h",
+                                            f"{sym}_{part}.c", pctx["arrays"],
+                                            f"{pctx['description']} ({part} matrix of {q.name})"))
+            ctx = _recurrent_context(q, sym, prefix)
+            template = "recurrent"
         else:
             layer_kernel = _layer_kernel(q.layer, kernel)
             if layer_kernel != kernel:
@@ -633,12 +665,15 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         files[f"{sym}.c"] = env.get_template(f"{template}.c.j2").render(ctx)
         if template == "softmax":
             description = f"softmax over {q.layer.size}"
-        elif template == "pool":
+        elif template in ("pool", "recurrent"):
             description = ctx["description"]
         else:
             description = f"{ctx['description']}, {q.layer.activation}"
-        generated.append(GeneratedLayer(q, sym, template if template in ("softmax", "pool") else layer_kernel,
-                                        f"{sym}.h", f"{sym}.c", ctx["arrays"], description))
+        g = GeneratedLayer(q, sym, template if template in ("softmax", "pool", "recurrent") else layer_kernel,
+                           f"{sym}.h", f"{sym}.c", ctx["arrays"], description)
+        if template == "recurrent":
+            g.parts, g.state_bytes, g.rtol = parts, ctx["state_bytes"], 1e-4
+        generated.append(g)
     model = None
     if chain and is_chain([g.layer for g in generated]) and _quantizations_connect(qs):
         model = ModelUnit(prefix, generated, plan_memory(qs), calib_inputs=_model_calib(qs, calib))
@@ -650,8 +685,10 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel,
         model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last))
     used = set()
-    for g in generated:
-        if g.kernel in ("softmax", "pool"):
+    for g in [u for g in generated for u in g.parts + [g]]:
+        if g.kernel == "recurrent":
+            used.add("rnn")
+        elif g.kernel in ("softmax", "pool"):
             used.add(g.kernel)
         elif isinstance(g.layer, ConvOp):
             if g.kernel != "unrolled":

@@ -89,15 +89,15 @@ def default_prefix(path, model_name):
 
 #: Layer kinds `model_from_npz` reads (more join as darbgen learns them).
 SUPPORTED_KINDS = ("dense", "conv1d", "conv2d", "depthwiseconv2d", "maxpool1d", "avgpool1d", "maxpool2d", "avgpool2d",
-                   "globalavgpool", "batchnorm", "flatten", "activation", "softmax", "dropout")
+                   "globalavgpool", "batchnorm", "lstm", "gru", "flatten", "activation", "softmax", "dropout")
 
 
 def model_from_npz(arrays, source="the file"):
     """A :class:`~darbgen.graph.Model` from an .npz file that describes its
     network in ``__model__`` (docs/npz.md). Pruning results stored by
     ``darbgen prune`` (masks, block sizes) come along."""
-    from ..graph import (Activation, Conv1D, Conv2D, DepthwiseConv2D, Flatten, GlobalAveragePool, Model, Pool1D,
-                         Pool2D, fold_batchnorm)
+    from ..graph import (GRU, LSTM, Activation, Conv1D, Conv2D, DepthwiseConv2D, Flatten, GlobalAveragePool,
+                         Model, Pool1D, Pool2D, fold_batchnorm)
 
     model = model_description(arrays)
     if model is None:
@@ -149,6 +149,16 @@ def model_from_npz(arrays, source="the file"):
             if "size" not in spec:
                 raise DarbgenError(f"{source}: pooling layer {name!r} needs a size")
             layers.append(cls(name, kind[:3], spec["size"], spec.get("stride"), spec.get("padding", "valid")))
+        elif kind in ("lstm", "gru"):
+            keys = [f"{name}.{p}" for p in ("w_ih", "w_hh", "b_ih", "b_hh")]
+            missing = [k for k in keys[:2] if k not in arrays]
+            if missing:
+                raise DarbgenError(f"{source}: {kind} layer {name!r} has no array {missing[0]!r}")
+            masks = {p: arrays.get(f"{name}.{p}{MASK_SUFFIX}") for p in ("w_ih", "w_hh")}
+            blocks = {p: arrays.get(f"{name}.{p}{BLOCKS_SUFFIX}") for p in ("w_ih", "w_hh")}
+            cls = LSTM if kind == "lstm" else GRU
+            layers.append(cls(name, arrays[keys[0]], arrays[keys[1]], arrays.get(keys[2]), arrays.get(keys[3]),
+                              masks, blocks))
         elif kind == "globalavgpool":
             layers.append(GlobalAveragePool(name))
         elif kind == "batchnorm":

@@ -210,6 +210,12 @@ void darb_softmax_s8(const int8_t *in, int8_t *out, uint32_t n, const int32_t *t
 void darb_softmax_s16(const int16_t *in, int16_t *out, uint32_t n, const int32_t *table);
 void darb_softmax_f32(const float *in, float *out, uint32_t n);
 
+/* ---- recurrent cells (float32): gx = W_ih x + b_ih, gh = W_hh h + b_hh ------ */
+/* LSTM gates i, f, g, o (PyTorch order), each hidden values long; h, c updated */
+void darb_lstm_cell_f32(const float *gx, const float *gh, float *h, float *c, uint32_t hidden);
+/* GRU gates r, z, n (PyTorch order); h updated */
+void darb_gru_cell_f32(const float *gx, const float *gh, float *h, uint32_t hidden);
+
 /* ---- output stages (also called by unrolled generated code) ---------------- */
 int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant);
 int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant);
