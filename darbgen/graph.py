@@ -77,23 +77,10 @@ class Dense:
             raise DarbgenError(f"{self.name}: activation {self.activation!r} is not supported by the dense kernels; "
                                f"choose one of {', '.join(ACTIVATIONS)}")
 
-    @property
-    def rows(self):
-        return self.weight.shape[0]
-
-    @property
-    def cols(self):
-        return self.weight.shape[1]
-
-    @property
-    def in_size(self):
-        """Values in one input tensor."""
-        return self.weight.shape[1]
-
-    @property
-    def out_size(self):
-        """Values in one output tensor."""
-        return self.weight.shape[0]
+    rows = property(lambda self: self.weight.shape[0], doc="outputs (matrix rows)")
+    cols = property(lambda self: self.weight.shape[1], doc="inputs (matrix columns)")
+    #: values in one output / input tensor (what chains ops together)
+    out_size, in_size = rows, cols
 
     @property
     def kept(self):
