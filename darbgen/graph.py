@@ -801,6 +801,23 @@ class RecurrentOp:
     out_size = property(lambda self: self.layer.hidden)
     rows = property(lambda self: self.layer.hidden)
 
+    def trace_f64(self, x):
+        """Gate pre-activations (input and recurrent parts) and cell states
+        over every step of the sequences ``x``, for calibration."""
+        x = np.asarray(x, np.float64).reshape(len(x), self.steps, -1)
+        layer = self.layer
+        h = np.zeros((len(x), layer.hidden))
+        c = np.zeros_like(h)
+        gxs, ghs, cs = [], [], []
+        for t in range(self.steps):
+            gx = x[:, t] @ layer.w_ih.astype(np.float64).T + layer.b_ih
+            gh = h @ layer.w_hh.astype(np.float64).T + layer.b_hh
+            h, c = layer.cell_f64(gx, gh, h, c)
+            gxs.append(gx)
+            ghs.append(gh)
+            cs.append(c)
+        return np.stack(gxs), np.stack(ghs), np.stack(cs) if layer.kind == "lstm" else None
+
     def forward_f64(self, x):
         x = np.asarray(x, np.float64).reshape(len(x), self.steps, -1)
         layer = self.layer

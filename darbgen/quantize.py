@@ -419,25 +419,61 @@ class QuantizedPool:
 
 @dataclass
 class QuantizedRecurrent:
-    """An LSTM / GRU run over a sequence: its two matrices as dense layers."""
+    """An LSTM / GRU run over a sequence: its two matrices as dense layers
+    and, for int16, the cell's tables (see runtime_c/src/darb_rnn_s16.c):
+    gates at one shared scale, Q15 sigmoid / tanh, the cell state at its own
+    scale, the hidden state Q15."""
 
     layer: RecurrentOp
     dtype: str
     ih: QuantizedDense = None
     hh: QuantizedDense = None
+    input: TensorQuant = None
+    output: TensorQuant = None
+    gate: TensorQuant = None
+    cell: TensorQuant = None
+    sigmoid: np.ndarray = None
+    tanh: np.ndarray = None
+    tanh_c: np.ndarray = None
+    ig_multiplier: int = 0
+    ig_shift: int = 0
 
     @property
     def name(self):
         return self.layer.name
 
 
-def _quantize_op(layer, dtype, in_q, out_range, pre_range):
+Q15 = TensorQuant("int16", 1.0 / 32768, 0)
+#: gate pre-activation ranges beyond this saturate sigmoid and tanh anyway
+GATE_LIMIT = 8.0
+
+
+def quantize_recurrent(op, dtype, input_quant=None, calib=None):
+    """Quantize an LSTM / GRU (float32, or int16 from calibration sequences)."""
+    layer = op.layer
+    if dtype == "float32":
+        return QuantizedRecurrent(op, dtype, quantize_dense(layer.ih, dtype), quantize_dense(layer.hh, dtype))
+    if dtype != "int16":
+        raise DarbgenError(f"{op.name}: {layer.kind.upper()} layers are generated in int16 (16x8) and float32; "
+                           f"build with --dtype int16")
+    gx, gh, cells = op.trace_f64(calib)
+    bound = min(max(np.abs(gx).max(), np.abs(gh).max(), np.abs(gx + gh).max(), 1e-3), GATE_LIMIT)
+    ih = quantize_dense(layer.ih, dtype, input_quant, output_range=(-bound, bound))
+    hh = quantize_dense(layer.hh, dtype, Q15, output_range=(-bound, bound))
+    gate = ih.output
+    cell = tensor_quant(-1.0, 1.0, dtype) if cells is None else tensor_quant(
+        -max(np.abs(cells).max(), 1.0), max(np.abs(cells).max(), 1.0), dtype)
+    mult, shift = quantize_multiplier(2.0 ** -30 / cell.scale)
+    if shift > 0:
+        raise DarbgenError(f"{op.name}: the cell-state range is too narrow for int16")
+    return QuantizedRecurrent(op, dtype, ih, hh, input_quant, Q15, gate, cell,
+                              _lut(dtype, "sigmoid", gate, Q15), _lut(dtype, "tanh", gate, Q15),
+                              _lut(dtype, "tanh", cell, Q15), mult, shift)
+
+
+def _quantize_op(layer, dtype, in_q, out_range, pre_range, calib=None):
     if isinstance(layer, RecurrentOp):
-        if dtype != "float32":
-            raise DarbgenError(f"{layer.name}: {layer.layer.kind.upper()} layers are generated in float32 only so "
-                               f"far (integer recurrent cells come next); build with --dtype float32")
-        return QuantizedRecurrent(layer, dtype, quantize_dense(layer.layer.ih, dtype),
-                                  quantize_dense(layer.layer.hh, dtype))
+        return quantize_recurrent(layer, dtype, in_q, calib)
     if isinstance(layer, PoolOp):
         return QuantizedPool(layer, dtype, in_q, in_q)
     if isinstance(layer, Softmax):
@@ -500,7 +536,7 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
             in_q = tensor_quant(*tensor_range(x, percentile, f"{layer.name} calibration"), dtype)
             pre, y = float_forward(layer, x)
             out.append(_quantize_op(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
-                                    tensor_range(pre, percentile, layer.name)))
+                                    tensor_range(pre, percentile, layer.name), x))
         return out
     if not is_chain(layers):
         raise DarbgenError("these layers do not form a chain (a layer's inputs are not the previous layer's "
@@ -511,7 +547,7 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
     for layer in layers:
         pre, y = float_forward(layer, x)
         q = _quantize_op(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
-                         tensor_range(pre, percentile, layer.name))
+                         tensor_range(pre, percentile, layer.name), x)
         out.append(q)
         in_q = q.output
         # Propagate what the device will see: the quantized (clamped) outputs.

@@ -233,6 +233,44 @@ def recurrent_f32(q, x, kernel="packed"):
     return h.astype(_F)
 
 
+def recurrent_int(q, x):
+    """darb_lstm_cell_s16 / darb_gru_cell_s16 over whole sequences, with the
+    two matrices through dense_int."""
+    x = _inputs(q, x).astype(np.int64)
+    layer = q.layer.layer
+    steps, hidden = q.layer.steps, layer.hidden
+    xs = x.reshape(len(x), steps, -1)
+    h = np.zeros((len(x), hidden), np.int64)
+    c = np.zeros_like(h)
+
+    def sat(v):
+        return np.clip(v, -32768, 32767)
+
+    def mul_q15(a, b):
+        return (a * b + (1 << 14)) >> 15
+
+    def table(lut, v):
+        return lut_s16(lut, v)
+
+    g = [slice(k * hidden, (k + 1) * hidden) for k in range(layer.gates)]
+    for t in range(steps):
+        gx = dense_int(q.ih, xs[:, t]).astype(np.int64)
+        gh = dense_int(q.hh, h).astype(np.int64)
+        if layer.kind == "lstm":
+            i = table(q.sigmoid, sat(gx[:, g[0]] + gh[:, g[0]]))
+            f = table(q.sigmoid, sat(gx[:, g[1]] + gh[:, g[1]]))
+            cand = table(q.tanh, sat(gx[:, g[2]] + gh[:, g[2]]))
+            o = table(q.sigmoid, sat(gx[:, g[3]] + gh[:, g[3]]))
+            c = sat(mul_q15(f, c) + requantize_s8(i * cand, q.ig_multiplier, q.ig_shift))
+            h = sat(mul_q15(o, table(q.tanh_c, c)))
+        else:
+            r = table(q.sigmoid, sat(gx[:, g[0]] + gh[:, g[0]]))
+            z = table(q.sigmoid, sat(gx[:, g[1]] + gh[:, g[1]]))
+            n = table(q.tanh, sat(gx[:, g[2]] + mul_q15(r, gh[:, g[2]])))
+            h = sat(((32768 - z) * n + z * h + (1 << 14)) >> 15)
+    return h.astype(np.int16)
+
+
 def run(q, x, kernel="packed"):
     """The output the generated C must produce for op ``q`` with ``kernel`` on
     inputs ``x`` (quantized integers for int8 / int16, float32 otherwise)."""
@@ -241,7 +279,7 @@ def run(q, x, kernel="packed"):
     if isinstance(q, QuantizedPool):
         return pool(q, x)
     if isinstance(q, QuantizedRecurrent):
-        return recurrent_f32(q, x, kernel)
+        return recurrent_f32(q, x, kernel) if q.dtype == "float32" else recurrent_int(q, x)
     if q.dtype == "float32":
         return dense_f32(q, x, all_columns=(kernel == "dense"))
     return dense_int(q, x)

@@ -68,36 +68,54 @@ def test_forward_matches_the_equations(rng, cls, loops):
         np.testing.assert_allclose(got[n], want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int16"])
 @pytest.mark.parametrize("cls", [LSTM, GRU])
-def test_c_matches_the_reference_in_every_kernel(rng, gcc, cls):
+def test_c_matches_the_reference_in_every_kernel(rng, gcc, cls, dtype):
     model = Model("seq", (24, 4), [make(cls, rng), Dense("head", rng.standard_normal((3, 7)).astype(np.float32)),
                                    Activation("s", "softmax")])
     pruned = model.with_pruning(dict(darbgen.prune_model(model.pruning_matrices(), 2).items()))
     assert set(model.pruning_matrices()) == {"rnn.w_ih", "rnn.w_hh", "head"}
+    calib = rng.standard_normal((64, 96))
     for kernel in KERNELS:
-        module = generate(pruned, dtype="float32", kernel=kernel)
+        module = generate(pruned, dtype=dtype, kernel=kernel, calib=calib)
         result = verify(module, cc=gcc, n_random=8)
         assert result.ok, result.describe()
         assert [c.name for c in result.layers] == ["rnn.w_ih", "rnn.w_hh", "rnn", "head", "s", "(model)"]
     assert verify(module, cc=gcc, n_random=4, sanitize=True).ok
 
 
-def test_streaming_equals_the_whole_sequence(rng, tmp_path, gcc):
-    model = Model("kws", (30, 5), [make(LSTM, rng, inputs=5), Dense("head", rng.standard_normal((2, 7)))])
-    module = generate(model, dtype="float32", kernel="packed", prefix="kws")
-    assert "void kws_step(const float *in, float *out);" in module.files["kws.h"]
+@pytest.mark.parametrize("dtype", ["float32", "int16"])
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_streaming_equals_the_whole_sequence(rng, tmp_path, gcc, cls, dtype):
+    model = Model("kws", (120, 5), [make(cls, rng, inputs=5), Dense("head", rng.standard_normal((2, 7)))])
+    x = rng.standard_normal((6, 600))
+    module = generate(model, dtype=dtype, kernel="packed", prefix="kws", calib=x)
+    elem = "float" if dtype == "float32" else "int16_t"
+    assert f"void kws_step(const {elem} *in, {elem} *out);" in module.files["kws.h"]
     module.write_files(tmp_path)
     probe = Path(__file__).parent / "c" / "stream_probe.c"
     defines = ['-DMODEL_HEADER="kws.h"', "-DRUN=kws_run", "-DRESET=kws_reset", "-DSTEP=kws_step",
-               "-DN_IN=150", "-DN_STEP=5", "-DN_OUT=2"]
+               "-DN_IN=600", "-DN_STEP=5", "-DN_OUT=2", f"-DELEM={elem}"]
     subprocess.run([gcc, *host.STRICT_FLAGS, *defines, "-I.", *module.sources, str(probe), "-o", "probe"],
                    cwd=tmp_path, check=True)
-    x = rng.standard_normal((6, 150)).astype(np.float32)
-    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    xin = x.astype(np.float32) if dtype == "float32" else module.layers[0].quantized.input.quantize(x)
+    (tmp_path / "in.bin").write_bytes(xin.tobytes())
     subprocess.run(["./probe", "in.bin", "out.bin"], cwd=tmp_path, check=True)
-    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.float32).reshape(6, 2, 2)
-    assert np.array_equal(got[:, 0].view(np.uint32), got[:, 1].view(np.uint32))
-    np.testing.assert_array_equal(got[:, 0], module.model.reference(x))
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), xin.dtype).reshape(6, 2, 2)
+    assert np.array_equal(got[:, 0], got[:, 1])                      # streaming gives the same bits
+    np.testing.assert_array_equal(got[:, 0], module.model.reference(xin))   # over 120 steps
+
+
+def test_int16_cell_stays_close_to_float(rng):
+    for cls in (LSTM, GRU):
+        rnn = make(cls, rng, hidden=16, inputs=6)
+        model = Model("m", (50, 6), [rnn])
+        x = rng.standard_normal((40, 300))
+        module = generate(model, dtype="int16", kernel="dense", calib=x)
+        q = module.layers[0].quantized
+        h_int = module.layers[0].reference(q.input.quantize(x)) / 32768.0
+        h_float = model.forward(x)
+        assert np.abs(h_int - h_float).max() < 0.02, cls.__name__
 
 
 def test_recurrent_errors(rng):
@@ -105,7 +123,7 @@ def test_recurrent_errors(rng):
         LSTM("l", np.ones((8, 3)), np.ones((8, 3)))
     with pytest.raises(DarbgenError, match=r"needs a \(steps, 4\) sequence"):
         Model("m", (4,), [make(LSTM, rng)])
-    with pytest.raises(DarbgenError, match="float32 only so far"):
+    with pytest.raises(DarbgenError, match=r"int16 \(16x8\) and float32"):
         generate(Model("m", (5, 4), [make(GRU, rng)]), dtype="int8", calib=rng.standard_normal((4, 20)))
 
 

@@ -483,8 +483,8 @@ def runtime_files(dtype, kernels):
             names.append("src/darb_softmax.c")
         elif kernel == "pool":
             names.append("src/darb_pool.c")
-        elif kernel == "rnn":
-            names.append("src/darb_rnn_f32.c")
+        elif kernel.startswith("rnn_"):
+            names.append(f"src/darb_{kernel}.c")
     return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}
 
 
@@ -541,12 +541,19 @@ def _recurrent_context(q, sym, prefix):
     op = q.layer
     layer = op.layer
     hidden, inputs, gates = layer.hidden, layer.w_ih.shape[1], layer.gates * layer.hidden
-    state = (hidden * (2 if layer.kind == "lstm" else 1) + 2 * gates) * 4
+    in_t = CTYPES[q.dtype][0]
+    state = (hidden * (2 if layer.kind == "lstm" else 1) + 2 * gates) * _ITEMSIZE[in_t]
+    arrays = []
+    if q.dtype != "float32":
+        arrays = [CArray(f"{sym}_sigmoid", "int16_t", q.sigmoid, "params"),
+                  CArray(f"{sym}_tanh", "int16_t", q.tanh, "params")]
+        if layer.kind == "lstm":
+            arrays.append(CArray(f"{sym}_tanh_c", "int16_t", q.tanh_c, "params"))
     description = (f"{layer.kind.upper()} over {op.steps} steps of {inputs} inputs, {hidden} hidden, "
                    f"{layer.ih.kept + layer.hh.kept} of {layer.ih.weight.size + layer.hh.weight.size} weights kept")
-    ctx = {"layer": op, "rnn": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": [],
-           "in_t": "float", "hidden": hidden, "inputs": inputs, "gates": gates, "steps": op.steps,
-           "header": f"{sym}.h", "macros": [], "description": description, "state_bytes": state}
+    ctx = {"layer": op, "rnn": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": arrays,
+           "in_t": in_t, "hidden": hidden, "inputs": inputs, "gates": gates, "steps": op.steps,
+           "header": f"{sym}.h", "macros": _quant_macros(q), "description": description, "state_bytes": state}
     return ctx
 
 
@@ -687,7 +694,7 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     used = set()
     for g in [u for g in generated for u in g.parts + [g]]:
         if g.kernel == "recurrent":
-            used.add("rnn")
+            used.add("rnn_" + SUFFIX[g.dtype])
         elif g.kernel in ("softmax", "pool"):
             used.add(g.kernel)
         elif isinstance(g.layer, ConvOp):

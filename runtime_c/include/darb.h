@@ -216,9 +216,25 @@ void darb_lstm_cell_f32(const float *gx, const float *gh, float *h, float *c, ui
 /* GRU gates r, z, n (PyTorch order); h updated */
 void darb_gru_cell_f32(const float *gx, const float *gh, float *h, uint32_t hidden);
 
+/* int16 recurrent cells (16x8 models): gx, gh share one scale; h is Q15 */
+typedef struct {
+    const int16_t *sigmoid;     /* 513-entry table: gate scale -> Q15 */
+    const int16_t *tanh;        /* 513-entry table: gate scale -> Q15 */
+    const int16_t *tanh_c;      /* 513-entry table: cell-state scale -> Q15 (LSTM) */
+    int32_t ig_multiplier;      /* i * g (Q30) to the cell-state scale (LSTM) */
+    int32_t ig_shift;
+} darb_rnn_s16;
+void darb_lstm_cell_s16(const int16_t *gx, const int16_t *gh, int16_t *h, int16_t *c, uint32_t hidden,
+                        const darb_rnn_s16 *q);
+void darb_gru_cell_s16(const int16_t *gx, const int16_t *gh, int16_t *h, uint32_t hidden, const darb_rnn_s16 *q);
+
 /* ---- output stages (also called by unrolled generated code) ---------------- */
 int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant);
 int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant);
+/* the int16 activation table lookup (513 entries, linear between them) */
+int32_t darb_lut_s16(const int16_t *lut, int32_t v);
+/* gemmlowp MultiplyByQuantizedMultiplier of an int32 value */
+int32_t darb_requantize(int32_t x, int32_t multiplier, int32_t shift);
 float darb_output_f32(float acc, darb_activation activation);
 
 /* exp, sigmoid and tanh in float32 from basic operations only, so that every

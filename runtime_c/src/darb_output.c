@@ -31,13 +31,27 @@ static int32_t darb_rounding_divide_by_pot(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant)
+int32_t darb_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int32_t shift = quant->shift[row];
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
-    int32_t v = darb_rounding_divide_by_pot(
-        darb_doubling_high_mul(acc * ((int32_t)1 << left), quant->multiplier[row]), right);
+    return darb_rounding_divide_by_pot(darb_doubling_high_mul(x * ((int32_t)1 << left), multiplier), right);
+}
+
+int32_t darb_lut_s16(const int16_t *lut, int32_t v)
+{
+    /* 513-entry table over the int16 range, linear between entries. */
+    const uint32_t u = (uint32_t)(v + 32768);
+    const uint32_t index = u >> 7;
+    const int32_t frac = (int32_t)(u & 127u);
+    const int32_t lo = lut[index];
+    const int32_t hi = lut[index + 1u];
+    return lo + (((hi - lo) * frac + 64) >> 7);
+}
+
+int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant)
+{
+    int32_t v = darb_requantize(acc, quant->multiplier[row], quant->shift[row]);
     v += quant->output_offset;
     if (v < quant->act_min) {
         v = quant->act_min;
@@ -65,13 +79,7 @@ int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant)
         v = quant->act_max;
     }
     if (quant->lut != 0) {
-        /* 513-entry table over the int16 range, linear between entries. */
-        const uint32_t u = (uint32_t)(v + 32768);
-        const uint32_t index = u >> 7;
-        const int32_t frac = (int32_t)(u & 127u);
-        const int32_t lo = quant->lut[index];
-        const int32_t hi = quant->lut[index + 1u];
-        v = lo + (((hi - lo) * frac + 64) >> 7);
+        v = darb_lut_s16(quant->lut, (int32_t)v);
     }
     return (int16_t)v;
 }

@@ -1,16 +1,20 @@
 /* Runs a recurrent model both ways: RUN on whole sequences, and RESET + STEP
  * one time step at a time; writes both outputs. tests/test_recurrent.py
  * builds it with -DMODEL_HEADER, -DRUN/RESET/STEP (the model's functions) and
- * -DN_IN/N_STEP/N_OUT (its sizes). */
+ * -DN_IN/N_STEP/N_OUT (its sizes), and -DELEM=int16_t for int16 models. */
 #include <stdio.h>
 
 #include MODEL_HEADER
 
+#ifndef ELEM
+#define ELEM float
+#endif
+
 int main(int argc, char **argv)
 {
-    static float seq[N_IN];
-    static float a[N_OUT];
-    static float b[N_OUT];
+    static ELEM seq[N_IN];
+    static ELEM a[N_OUT];
+    static ELEM b[N_OUT];
     FILE *in;
     FILE *out;
     unsigned t;
