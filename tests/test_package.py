@@ -10,6 +10,10 @@ def test_templates_and_runtime_c_are_shipped():
         assert (resources.runtime_c_dir() / name).is_file(), name
     for name in ("dense_layer.c.j2", "dense_layer.h.j2", "model.h.j2", "harness_table.c.j2", "_banner.j2"):
         assert (resources.templates_dir() / name).is_file(), name
+    for name in ("recurrent.c.j2", "pool.c.j2", "softmax.c.j2", "model.c.j2"):
+        assert (resources.templates_dir() / name).is_file(), name
+    for name in ("digits_mlp.npz", "digits_cnn.npz", "firmware/classify.c"):
+        assert (resources.examples_dir() / name).is_file(), name     # `darbgen demo` needs them installed
 
 
 def test_public_api_is_documented():
