@@ -136,6 +136,9 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     from .pruning import prune_model
     from .verify import measure, verify
 
+    if isinstance(calib, dict):
+        raise DarbgenError("build calibrates the whole network from inputs of its first layer: give --calib an "
+                           ".npy array of shape (n, inputs), not an .npz of per-layer inputs")
     if target not in TARGETS:
         raise DarbgenError(f"unknown target {target!r}; this release runs the C on: {', '.join(TARGETS)}")
     start = time.perf_counter()

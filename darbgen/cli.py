@@ -84,17 +84,7 @@ def _parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ge.add_argument("input", metavar="PRUNED.npz", help="weights (from `darbgen prune`, or any .npz of dense layers)")
     ge.add_argument("--out", required=True, metavar="DIR", help="folder to write the C into")
-    ge.add_argument("--dtype", default="int8", choices=("int8", "int16", "float32"),
-                    help="int8 (TFLite int8), int16 (16x8: int16 activations, int8 weights) or float32 "
-                         "(default: int8)")
-    ge.add_argument("--kernel", default="packed", choices=("packed", "unrolled", "dense", "csr"),
-                    help="packed: DARB kernel over bit-packed offsets (needs darb/bmwm pruning); unrolled: "
-                         "straight-line code, no index storage; dense, csr: baselines (default: packed)")
-    ge.add_argument("--calib", metavar="X.npy", help="calibration inputs of the first layer, shape (n, inputs), "
-                    "for int8/int16 (default: calib.x or test.x bundled in the file); an .npz gives inputs "
-                    "per layer name")
-    ge.add_argument("--percentile", type=float, metavar="P", help="activation ranges from the P-th percentiles "
-                    "(e.g. 99.99) instead of min/max")
+    _codegen_options(ge)
     ge.add_argument("--prefix", help="C name prefix of every symbol (default: the model's name or the file name)")
     ge.add_argument("--layers", metavar="A,B", help="comma-separated layer names to generate (default: all)")
     ge.add_argument("--verify", action="store_true", help="compile with the host gcc, run on random and edge "
@@ -127,12 +117,7 @@ def _parser():
     bu.add_argument("--scope", default="layer", choices=("layer", "global"), help="pruning scope (default: layer)")
     bu.add_argument("--layers", metavar="A,B", help="prune only these layers (default: every dense and "
                     "convolution layer); small first layers are often best left dense")
-    bu.add_argument("--dtype", default="int8", choices=("int8", "int16", "float32"), help="number type (default: "
-                    "int8)")
-    bu.add_argument("--kernel", default="packed", choices=("packed", "unrolled", "dense", "csr"),
-                    help="C kernel (default: packed; methods without block sizes fall back to csr)")
-    bu.add_argument("--calib", metavar="X.npy", help="calibration inputs (default: calib.x bundled in the file)")
-    bu.add_argument("--percentile", type=float, metavar="P", help="calibration ranges from percentiles")
+    _codegen_options(bu)
     bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "
                     "(default: test.x / test.y bundled in the file)")
     bu.add_argument("--target", default="host", choices=("host",), help="where the C runs for verification "
@@ -159,6 +144,21 @@ def _parser():
     be.add_argument("which", choices=("prune",), help="which benchmark")
     be.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     return p
+
+
+def _codegen_options(p):
+    """The options `generate` and `build` share: number type, kernel, calibration."""
+    p.add_argument("--dtype", default="int8", choices=("int8", "int16", "float32"),
+                   help="int8 (TFLite int8), int16 (16x8: int16 activations, int8 weights) or float32 "
+                        "(default: int8)")
+    p.add_argument("--kernel", default="packed", choices=("packed", "unrolled", "dense", "csr"),
+                   help="packed: DARB kernel over bit-packed offsets (layers with other masks fall back to csr); "
+                        "unrolled: straight-line code, no index storage; dense, csr: baselines (default: packed)")
+    p.add_argument("--calib", metavar="X.npy", help="calibration inputs of the first layer, shape (n, inputs), "
+                   "for int8/int16 (default: calib.x, else test.x, bundled in the file); an .npz gives inputs "
+                   "per layer name")
+    p.add_argument("--percentile", type=float, metavar="P", help="activation ranges from the P-th percentiles "
+                   "(e.g. 99.99) instead of min/max")
 
 
 def _split(text, convert=str):

@@ -177,6 +177,9 @@ def test_build_cli_eval_files_and_errors(tmp_path, capsys, gcc):
     assert json.loads(out)["accuracy"]["vectors"] == 100
     code, _, err = run(["build", EXAMPLE, "--eval", tmp_path / "x.npy", tmp_path / "y_short.npy"], capsys)
     assert code == 2 and "100 inputs but 99 labels" in err
+    np.savez(tmp_path / "per_layer.npz", fc1=arrays["test.x"][:10])
+    code, _, err = run(["build", EXAMPLE, "--calib", tmp_path / "per_layer.npz"], capsys)
+    assert code == 2 and "not an .npz of per-layer inputs" in err
     code, _, err = run(["build", EXAMPLE, "--ratio", "0.5"], capsys)
     assert code == 2 and "ratio" in err
     code, _, err = run(["build", tmp_path / "model.onnx"], capsys)
