@@ -287,6 +287,15 @@ def _single(value, what, name):
     return int(value)
 
 
+def _padding_1d(padding):
+    """A 1-D padding ('valid', 'same', an int, or (left, right)) as the 2-D
+    (top, bottom, left, right) of the height-1 form (strings pass through)."""
+    if isinstance(padding, str):
+        return padding
+    p = (padding,) if isinstance(padding, (int, np.integer)) else tuple(padding)
+    return (0, 0) + (p[0], p[-1])
+
+
 def _same_padding(size, k, stride, dilation):
     """TensorFlow's 'same': output ceil(size / stride), extra padding at the end."""
     out = -(-size // stride)
@@ -406,11 +415,7 @@ class Conv1D:
         w = np.asarray(self.weight)
         if w.ndim != 3 or w.size == 0:
             raise DarbgenError(f"{self.name}: a Conv1D kernel must be (out, in, k), got shape {w.shape}")
-        if isinstance(self.padding, str):
-            pad = self.padding
-        else:
-            p = (self.padding,) if isinstance(self.padding, (int, np.integer)) else tuple(self.padding)
-            pad = (0, 0, int(p[0]), int(p[-1]))
+        pad = _padding_1d(self.padding)
         stride, dilation = _single(self.stride, "stride", self.name), _single(self.dilation, "dilation", self.name)
         self.as_2d = Conv2D(self.name, w[:, :, None, :], self.bias, (1, stride), pad, (1, dilation), self.mask,
                             self.block_sizes, self.activation)
@@ -433,6 +438,30 @@ class Conv1D:
     def with_mask(self, result):
         return Conv1D(self.name, result.apply(self.pruning_matrix).reshape(self.weight.shape), self.bias,
                       self.stride, self.padding, self.dilation, result.mask, result.block_sizes, self.activation)
+
+
+def gather_windows(op, x, fill):
+    """For the references: the input values under every output pixel's window
+    of a convolution or pooling op (its in_shape, padding, kernel_size,
+    stride, dilation, out_shape), as (n, C, pixels, kh * kw) with positions
+    outside the input reading ``fill``, and the (pixels, kh * kw) mask of the
+    real (unpadded) positions."""
+    c, h, w = op.in_shape
+    top, bottom, left, right = op.padding
+    hp, wp = h + top + bottom, w + left + right
+    kh, kw = op.kernel_size
+    oh, ow = op.out_shape[1:]
+    ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
+    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    iy = oy.ravel()[:, None] * op.stride[0] + ky.ravel()[None, :] * op.dilation[0]
+    ix = ox.ravel()[:, None] * op.stride[1] + kx.ravel()[None, :] * op.dilation[1]
+    index = iy * wp + ix
+    x = np.asarray(x)
+    padded = np.full((x.shape[0], c, hp, wp), fill, dtype=x.dtype)
+    padded[:, :, top:top + h, left:left + w] = x.reshape(-1, c, h, w)
+    real = np.zeros((hp, wp), bool)
+    real[top:top + h, left:left + w] = True
+    return padded.reshape(x.shape[0], c, -1)[:, :, index], real.ravel()[index]
 
 
 class ConvOp:
@@ -462,29 +491,12 @@ class ConvOp:
     def with_activation(self, activation):
         return ConvOp(self.conv, self.in_shape, activation)
 
-    def patch_index(self):
-        """For the reference: (pixels, cols) indices into the padded input, and its padded shape."""
-        c, h, w = self.in_shape
-        top, bottom, left, right = self.padding
-        hp, wp = h + top + bottom, w + left + right
-        kh, kw = self.kernel_size
-        oh, ow = self.out_shape[1:]
-        cc, ky, kx = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
-        cc, ky, kx = cc.ravel(), ky.ravel(), kx.ravel()
-        oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-        iy = oy.ravel()[:, None] * self.stride[0] + ky[None, :] * self.dilation[0]
-        ix = ox.ravel()[:, None] * self.stride[1] + kx[None, :] * self.dilation[1]
-        return (cc[None, :] * hp + iy) * wp + ix, (c, hp, wp)
-
     def patches(self, x, pad_value):
-        """(n, pixels, cols) input patches (an im2col, for the reference only)."""
-        x = np.asarray(x)
-        c, h, w = self.in_shape
-        top, bottom, left, right = self.padding
-        index, (_, hp, wp) = self.patch_index()
-        padded = np.full((x.shape[0], c, hp, wp), pad_value, dtype=x.dtype)
-        padded[:, :, top:top + h, left:left + w] = x.reshape(-1, c, h, w)
-        return padded.reshape(x.shape[0], -1)[:, index]
+        """(n, pixels, cols) input patches (an im2col, for the reference only),
+        column (c, ky, kx) as in the weight matrix."""
+        v, _ = gather_windows(self, x, pad_value)
+        n, c, pixels, taps = v.shape
+        return v.transpose(0, 2, 1, 3).reshape(n, pixels, c * taps)
 
     def forward_f64(self, x):
         p = self.patches(np.asarray(x, np.float64), 0.0)
@@ -543,8 +555,7 @@ class Pool1D:
     padding: object = "valid"
 
     def __post_init__(self):
-        pad = self.padding if isinstance(self.padding, str) else (0, 0) + tuple(
-            (self.padding,) * 2 if isinstance(self.padding, (int, np.integer)) else self.padding)
+        pad = _padding_1d(self.padding)
         self.as_2d = Pool2D(self.name, self.kind, (1, _single(self.size, "size", self.name)),
                             None if self.stride is None else (1, _single(self.stride, "stride", self.name)), pad)
 
@@ -591,22 +602,7 @@ class PoolOp:
 
     def windows(self, x, fill):
         """(n, C, pixels, window) values and a (pixels, window) mask of real (unpadded) positions."""
-        c, h, w = self.in_shape
-        top, bottom, left, right = self.padding
-        hp, wp = h + top + bottom, w + left + right
-        kh, kw = self.kernel_size
-        oh, ow = self.out_shape[1:]
-        ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
-        oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-        iy = oy.ravel()[:, None] * self.stride[0] + ky.ravel()[None, :]
-        ix = ox.ravel()[:, None] * self.stride[1] + kx.ravel()[None, :]
-        index = iy * wp + ix
-        x = np.asarray(x)
-        padded = np.full((x.shape[0], c, hp, wp), fill, dtype=x.dtype)
-        padded[:, :, top:top + h, left:left + w] = x.reshape(-1, c, h, w)
-        real = np.zeros((hp, wp), bool)
-        real[top:top + h, left:left + w] = True
-        return padded.reshape(x.shape[0], c, -1)[:, :, index], real.ravel()[index]
+        return gather_windows(self, x, fill)
 
     def forward_f64(self, x):
         v, real = self.windows(np.asarray(x, np.float64), np.nan)

@@ -385,6 +385,19 @@ def _unrolled_parts(layer):
     return parts
 
 
+def _geometry_fields(layer, pad_value):
+    """The darb_conv_geometry initializer of a convolution or pooling op, in field order."""
+    c, h, w = layer.in_shape
+    _, oh, ow = layer.out_shape
+    kh, kw = layer.kernel_size
+    top, _, left, _ = layer.padding
+    fields = [c, h, w, oh, ow, kh, kw, layer.stride[0], layer.stride[1], layer.dilation[0], layer.dilation[1],
+              top, left]
+    if max(fields) > MAX_DIM:
+        raise DarbgenError(f"{layer.name}: a convolution or pooling dimension exceeds {MAX_DIM}")
+    return fields + [pad_value]
+
+
 def _conv_geometry(q):
     """The darb_conv_geometry of a convolution op, and what unrolled code needs."""
     layer = q.layer
@@ -393,13 +406,10 @@ def _conv_geometry(q):
     kh, kw = layer.kernel_size
     top, _, left, _ = layer.padding
     pad_value = q.input.zero_point if q.dtype == "int8" else 0
-    fields = [c, h, w, oh, ow, kh, kw, layer.stride[0], layer.stride[1], layer.dilation[0], layer.dilation[1],
-              top, left]
-    if max(fields) > MAX_DIM:
-        raise DarbgenError(f"{layer.name}: a convolution dimension exceeds {MAX_DIM}")
+    fields = _geometry_fields(layer, pad_value)
     taps = [(j // (kh * kw), (j % (kh * kw)) // kw * layer.dilation[0], (j % kw) * layer.dilation[1])
             for j in range(layer.cols)]
-    return {"fields": fields + [pad_value], "c": c, "h": h, "w": w, "oh": oh, "ow": ow, "sh": layer.stride[0],
+    return {"fields": fields, "c": c, "h": h, "w": w, "oh": oh, "ow": ow, "sh": layer.stride[0],
             "sw": layer.stride[1], "top": top, "left": left, "pad": pad_value, "taps": taps}
 
 
@@ -520,14 +530,11 @@ def _softmax_context(q, sym, prefix):
 
 def _pool_context(q, sym, prefix):
     layer = q.layer
-    c, h, w = layer.in_shape
-    _, oh, ow = layer.out_shape
     kh, kw = layer.kernel_size
-    top, _, left, _ = layer.padding
-    fields = [c, h, w, oh, ow, kh, kw, layer.stride[0], layer.stride[1], 1, 1, top, left, 0]
-    if max(fields) > MAX_DIM or kh * kw > (1 << 23):
-        raise DarbgenError(f"{layer.name}: a pooling dimension exceeds {MAX_DIM} (or the window 2^23 values, "
-                           f"where an int8 sum could overflow)")
+    fields = _geometry_fields(layer, 0)
+    if kh * kw > (1 << 23):
+        raise DarbgenError(f"{layer.name}: a pooling window of {kh * kw} values could overflow the int8 sum "
+                           f"(at most 2^23)")
     ctx = {"layer": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": [],
            "in_t": CTYPES[q.dtype][0], "sfx": SUFFIX[q.dtype], "macros": _quant_macros(q), "header": f"{sym}.h",
            "fields": fields,
