@@ -173,7 +173,14 @@ class Model:
         """The output shape of every layer, checking that each fits the one before."""
         shape = self.input_shape
         out = []
-        for layer in self.layers:
+        for k, layer in enumerate(self.layers):
+            if isinstance(layer, LSTM) and k and not isinstance(self.layers[k - 1], LSTM):
+                raise DarbgenError(f"{layer.name}: a recurrent layer takes the model's (steps, features) input or "
+                                   f"the sequence of the recurrent layer before it (return_sequences), not the "
+                                   f"output of {type(self.layers[k - 1]).__name__} {self.layers[k - 1].name!r}")
+            if isinstance(layer, LSTM) and k and not self.layers[k - 1].return_sequences:
+                raise DarbgenError(f"{layer.name}: the recurrent layer before it, {self.layers[k - 1].name!r}, "
+                                   f"returns only its last state; set return_sequences on it to stack them")
             if isinstance(layer, Dense):
                 size = int(np.prod(shape))
                 if len(shape) != 1 or size != layer.cols:
@@ -703,7 +710,10 @@ class LSTM:
     ``b_ih``, ``b_hh`` (4H,). Its output is the last hidden state (H,); the
     C also offers ``<layer>_reset()`` and ``<layer>_step(x_t, h)`` to stream.
     Both matrices are pruned (every gate row gets its own block size).
-    ``masks`` / ``block_sizes``: optional {"w_ih": ..., "w_hh": ...}."""
+    ``masks`` / ``block_sizes``: optional {"w_ih": ..., "w_hh": ...}.
+    ``return_sequences``: output every step's hidden state, (T, H), as
+    Keras' flag of that name and PyTorch's ``output`` (to stack layers);
+    otherwise only the last one, (H,)."""
 
     name: str
     w_ih: np.ndarray
@@ -712,6 +722,7 @@ class LSTM:
     b_hh: np.ndarray = None
     masks: dict = None
     block_sizes: dict = None
+    return_sequences: bool = False
 
     gates = 4
     kind = "lstm"
@@ -736,7 +747,7 @@ class LSTM:
         if len(in_shape) != 2 or in_shape[1] != self.w_ih.shape[1]:
             raise DarbgenError(f"{self.name}: needs a (steps, {self.w_ih.shape[1]}) sequence, got shape "
                                f"{tuple(in_shape)}")
-        return (self.hidden,)
+        return (int(in_shape[0]), self.hidden) if self.return_sequences else (self.hidden,)
 
     def pruning_matrices(self):
         return {self.ih.name: self.ih.weight, self.hh.name: self.hh.weight}
@@ -749,7 +760,7 @@ class LSTM:
         wi, mi, bi = pick("w_ih", self.ih)
         wh, mh, bh = pick("w_hh", self.hh)
         return type(self)(self.name, wi, wh, self.b_ih, self.b_hh, {"w_ih": mi, "w_hh": mh},
-                          {"w_ih": bi, "w_hh": bh})
+                          {"w_ih": bi, "w_hh": bh}, self.return_sequences)
 
     def op(self, in_shape):
         return RecurrentOp(self, int(in_shape[0]))
@@ -794,8 +805,9 @@ class RecurrentOp:
         self.activation = "none"
 
     in_size = property(lambda self: self.steps * self.layer.w_ih.shape[1])
-    out_size = property(lambda self: self.layer.hidden)
+    out_size = property(lambda self: self.layer.hidden * (self.steps if self.sequences else 1))
     rows = property(lambda self: self.layer.hidden)
+    sequences = property(lambda self: self.layer.return_sequences)
 
     def trace_f64(self, x):
         """Gate pre-activations (input and recurrent parts) and cell states
@@ -804,7 +816,7 @@ class RecurrentOp:
         layer = self.layer
         h = np.zeros((len(x), layer.hidden))
         c = np.zeros_like(h)
-        gxs, ghs, cs = [], [], []
+        gxs, ghs, cs, hs = [], [], [], []
         for t in range(self.steps):
             gx = x[:, t] @ layer.w_ih.astype(np.float64).T + layer.b_ih
             gh = h @ layer.w_hh.astype(np.float64).T + layer.b_hh
@@ -812,15 +824,11 @@ class RecurrentOp:
             gxs.append(gx)
             ghs.append(gh)
             cs.append(c)
-        return np.stack(gxs), np.stack(ghs), np.stack(cs) if layer.kind == "lstm" else None
+            hs.append(h)
+        return np.stack(gxs), np.stack(ghs), np.stack(cs) if layer.kind == "lstm" else None, np.stack(hs)
 
     def forward_f64(self, x):
-        x = np.asarray(x, np.float64).reshape(len(x), self.steps, -1)
-        layer = self.layer
-        h = np.zeros((len(x), layer.hidden))
-        c = np.zeros_like(h)
-        for t in range(self.steps):
-            gx = x[:, t] @ layer.w_ih.astype(np.float64).T + layer.b_ih
-            gh = h @ layer.w_hh.astype(np.float64).T + layer.b_hh
-            h, c = layer.cell_f64(gx, gh, h, c)
-        return h, h
+        """(outputs, outputs): the last hidden state, or every step's (n, T * H) time first."""
+        hs = self.trace_f64(x)[3]
+        y = hs.transpose(1, 0, 2).reshape(hs.shape[1], -1) if self.sequences else hs[-1]
+        return y, y

@@ -420,9 +420,16 @@ class QuantizedPool:
 @dataclass
 class QuantizedRecurrent:
     """An LSTM / GRU run over a sequence: its two matrices as dense layers
-    and, for int16, the cell's tables (see runtime_c/src/darb_rnn_s16.c):
+    and, for int16 and int8, the cell's tables (see runtime_c/src/darb_rnn_s16.c):
     gates at one shared scale, Q15 sigmoid / tanh, the cell state at its own
-    scale, the hidden state Q15."""
+    scale, the hidden state Q15.
+
+    int8 layers keep that int16 cell (as TFLite's integer LSTM keeps int16
+    gates and cell): the int8 input is widened exactly to int16 (``q -
+    zero_point`` at the same scale, ``wide``), the weights stay int8 (16x8
+    matrices), and the Q15 hidden state is requantized to the int8 output
+    (``output``, symmetric, from calibration) by ``out_multiplier`` /
+    ``out_shift``."""
 
     layer: RecurrentOp
     dtype: str
@@ -437,6 +444,9 @@ class QuantizedRecurrent:
     tanh_c: np.ndarray = None
     ig_multiplier: int = 0
     ig_shift: int = 0
+    wide: TensorQuant = None
+    out_multiplier: int = 0
+    out_shift: int = 0
 
     @property
     def name(self):
@@ -448,32 +458,47 @@ Q15 = TensorQuant("int16", 1.0 / 32768, 0)
 GATE_LIMIT = 8.0
 
 
-def quantize_recurrent(op, dtype, input_quant=None, calib=None):
-    """Quantize an LSTM / GRU (float32, or int16 from calibration sequences)."""
+def quantize_recurrent(op, dtype, input_quant=None, calib=None, percentile=None):
+    """Quantize an LSTM / GRU: float32, or int16 / int8 from calibration sequences.
+
+    int16 (16x8): the input at its calibrated int16 scale, gates at one
+    shared scale (their calibrated range, at most +-8), the cell state at its
+    own (at least +-1), the hidden state Q15. int8: the same cell, the int8
+    input widened to int16 and the hidden state requantized to int8.
+    """
     layer = op.layer
     if dtype == "float32":
         return QuantizedRecurrent(op, dtype, quantize_dense(layer.ih, dtype), quantize_dense(layer.hh, dtype))
-    if dtype != "int16":
-        raise DarbgenError(f"{op.name}: {layer.kind.upper()} layers are generated in int16 (16x8) and float32; "
-                           f"build with --dtype int16")
-    gx, gh, cells = op.trace_f64(calib)
+    if dtype not in ("int16", "int8"):
+        raise DarbgenError(f"{op.name}: unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if input_quant is None or input_quant.dtype != dtype:
+        raise DarbgenError(f"{op.name}: {dtype} needs the input's {dtype} quantization (from calibration data)")
+    wide = input_quant if dtype == "int16" else TensorQuant("int16", input_quant.scale, 0)
+    gx, gh, cells, hs = op.trace_f64(calib)
     bound = min(max(np.abs(gx).max(), np.abs(gh).max(), np.abs(gx + gh).max(), 1e-3), GATE_LIMIT)
-    ih = quantize_dense(layer.ih, dtype, input_quant, output_range=(-bound, bound))
-    hh = quantize_dense(layer.hh, dtype, Q15, output_range=(-bound, bound))
+    ih = quantize_dense(layer.ih, "int16", wide, output_range=(-bound, bound))
+    hh = quantize_dense(layer.hh, "int16", Q15, output_range=(-bound, bound))
     gate = ih.output
-    cell = tensor_quant(-1.0, 1.0, dtype) if cells is None else tensor_quant(
-        -max(np.abs(cells).max(), 1.0), max(np.abs(cells).max(), 1.0), dtype)
+    c_max = 1.0 if cells is None else max(np.abs(cells).max(), 1.0)
+    cell = tensor_quant(-c_max, c_max, "int16")
     mult, shift = quantize_multiplier(2.0 ** -30 / cell.scale)
     if shift > 0:
         raise DarbgenError(f"{op.name}: the cell-state range is too narrow for int16")
-    return QuantizedRecurrent(op, dtype, ih, hh, input_quant, Q15, gate, cell,
-                              _lut(dtype, "sigmoid", gate, Q15), _lut(dtype, "tanh", gate, Q15),
-                              _lut(dtype, "tanh", cell, Q15), mult, shift)
+    output, out_mult, out_shift = Q15, 0, 0
+    if dtype == "int8":
+        seen = hs if op.sequences else hs[-1:]
+        low, high = tensor_range(seen, percentile, f"{op.name} hidden states")
+        h_max = min(max(-low, high, 2.0 ** -7), 1.0)
+        output = TensorQuant("int8", h_max / 127.0, 0)
+        out_mult, out_shift = quantize_multiplier(Q15.scale / output.scale)
+    return QuantizedRecurrent(op, dtype, ih, hh, input_quant, output, gate, cell,
+                              _lut("int16", "sigmoid", gate, Q15), _lut("int16", "tanh", gate, Q15),
+                              _lut("int16", "tanh", cell, Q15), mult, shift, wide, out_mult, out_shift)
 
 
-def _quantize_op(layer, dtype, in_q, out_range, pre_range, calib=None):
+def _quantize_op(layer, dtype, in_q, out_range, pre_range, calib=None, percentile=None):
     if isinstance(layer, RecurrentOp):
-        return quantize_recurrent(layer, dtype, in_q, calib)
+        return quantize_recurrent(layer, dtype, in_q, calib, percentile)
     if isinstance(layer, PoolOp):
         return QuantizedPool(layer, dtype, in_q, in_q)
     if isinstance(layer, Softmax):
@@ -536,7 +561,7 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
             in_q = tensor_quant(*tensor_range(x, percentile, f"{layer.name} calibration"), dtype)
             pre, y = float_forward(layer, x)
             out.append(_quantize_op(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
-                                    tensor_range(pre, percentile, layer.name), x))
+                                    tensor_range(pre, percentile, layer.name), x, percentile))
         return out
     if not is_chain(layers):
         raise DarbgenError("these layers do not form a chain (a layer's inputs are not the previous layer's "
@@ -547,7 +572,7 @@ def quantize_network(layers, dtype, calib=None, percentile=None):
     for layer in layers:
         pre, y = float_forward(layer, x)
         q = _quantize_op(layer, dtype, in_q, tensor_range(y, percentile, layer.name),
-                         tensor_range(pre, percentile, layer.name), x)
+                         tensor_range(pre, percentile, layer.name), x, percentile)
         out.append(q)
         in_q = q.output
         # Propagate what the device will see: the quantized (clamped) outputs.

@@ -204,6 +204,12 @@ def pool(q, x):
     return avg.astype(out_t).reshape(n, -1)
 
 
+def _sequence_output(q, hs):
+    """The op's output from every step's hidden state (T, n, H): all of them
+    time first, or the last."""
+    return np.concatenate(hs, axis=1) if q.layer.sequences else hs[-1]
+
+
 def recurrent_f32(q, x, kernel="packed"):
     """An LSTM / GRU over whole sequences, step by step as the C: the two
     matrices through dense_f32, then the cell in float32 operations."""
@@ -214,6 +220,7 @@ def recurrent_f32(q, x, kernel="packed"):
     h = np.zeros((len(x), hidden), _F)
     c = np.zeros_like(h)
     dense_cols = kernel == "dense"
+    hs = []
     for t in range(steps):
         gx = dense_f32(q.ih, xs[:, t], dense_cols)
         gh = dense_f32(q.hh, h, dense_cols)
@@ -230,13 +237,17 @@ def recurrent_f32(q, x, kernel="packed"):
             z = sigmoidf(gx[:, g[1]] + gh[:, g[1]])
             n = tanhf(gx[:, g[2]] + r * gh[:, g[2]])
             h = (_F(1.0) - z) * n + z * h
-    return h.astype(_F)
+        hs.append(h)
+    return _sequence_output(q, hs).astype(_F)
 
 
 def recurrent_int(q, x):
     """darb_lstm_cell_s16 / darb_gru_cell_s16 over whole sequences, with the
-    two matrices through dense_int."""
+    two matrices through dense_int; for int8, the input widened to int16
+    (darb_widen_s8) and the hidden states requantized to int8 (darb_narrow_s8)."""
     x = _inputs(q, x).astype(np.int64)
+    if q.dtype == "int8":
+        x = x - q.input.zero_point
     layer = q.layer.layer
     steps, hidden = q.layer.steps, layer.hidden
     xs = x.reshape(len(x), steps, -1)
@@ -253,6 +264,7 @@ def recurrent_int(q, x):
         return lut_s16(lut, v)
 
     g = [slice(k * hidden, (k + 1) * hidden) for k in range(layer.gates)]
+    hs = []
     for t in range(steps):
         gx = dense_int(q.ih, xs[:, t]).astype(np.int64)
         gh = dense_int(q.hh, h).astype(np.int64)
@@ -268,7 +280,11 @@ def recurrent_int(q, x):
             z = table(q.sigmoid, sat(gx[:, g[1]] + gh[:, g[1]]))
             n = table(q.tanh, sat(gx[:, g[2]] + mul_q15(r, gh[:, g[2]])))
             h = sat(((32768 - z) * n + z * h + (1 << 14)) >> 15)
-    return h.astype(np.int16)
+        hs.append(h)
+    y = _sequence_output(q, hs)
+    if q.dtype == "int8":
+        return np.clip(requantize_s8(y, q.out_multiplier, q.out_shift), -128, 127).astype(np.int8)
+    return y.astype(np.int16)
 
 
 def run(q, x, kernel="packed"):

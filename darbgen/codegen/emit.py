@@ -475,12 +475,14 @@ def environment():
     return _ENV
 
 
-def runtime_files(dtype, kernels):
-    """The runtime_c files a module of ``dtype`` using ``kernels`` needs: {name: text}."""
+def runtime_files(kernels):
+    """The runtime_c files a module needs: {name: text}, for ``kernels``, a set
+    of (kernel, dtype) pairs ("packed", "csr", "dense", "conv", "softmax",
+    "pool", "rnn"; "unrolled" needs only the common files)."""
     root = runtime_c_dir()
-    sfx = SUFFIX[dtype]
     names = ["include/darb.h", "src/darb_output.c", "src/darb_math_f32.c"]
-    for kernel in sorted(set(kernels)):
+    for kernel, dtype in sorted(set(kernels)):
+        sfx = SUFFIX[dtype]
         if kernel == "conv":
             names += ["src/darb_internal.h", f"src/darb_conv_{sfx}.c"]
         elif kernel == "packed":
@@ -493,8 +495,8 @@ def runtime_files(dtype, kernels):
             names.append("src/darb_softmax.c")
         elif kernel == "pool":
             names.append("src/darb_pool.c")
-        elif kernel.startswith("rnn_"):
-            names.append(f"src/darb_{kernel}.c")
+        elif kernel == "rnn":
+            names.append(f"src/darb_rnn_{sfx}.c")
     return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}
 
 
@@ -549,7 +551,10 @@ def _recurrent_context(q, sym, prefix):
     layer = op.layer
     hidden, inputs, gates = layer.hidden, layer.w_ih.shape[1], layer.gates * layer.hidden
     in_t = CTYPES[q.dtype][0]
-    state = (hidden * (2 if layer.kind == "lstm" else 1) + 2 * gates) * _ITEMSIZE[in_t]
+    st_t = "float" if q.dtype == "float32" else "int16_t"       # int8 layers run the int16 cell
+    state = (hidden * (2 if layer.kind == "lstm" else 1) + 2 * gates) * _ITEMSIZE[st_t]
+    if q.dtype == "int8":
+        state += inputs * _ITEMSIZE[st_t]                        # the widened input step
     arrays = []
     if q.dtype != "float32":
         arrays = [CArray(f"{sym}_sigmoid", "int16_t", q.sigmoid, "params"),
@@ -559,7 +564,7 @@ def _recurrent_context(q, sym, prefix):
     description = (f"{layer.kind.upper()} over {op.steps} steps of {inputs} inputs, {hidden} hidden, "
                    f"{layer.ih.kept + layer.hh.kept} of {layer.ih.weight.size + layer.hh.weight.size} weights kept")
     ctx = {"layer": op, "rnn": layer, "q": q, "sym": sym, "SYM": sym.upper(), "prefix": prefix, "arrays": arrays,
-           "in_t": in_t, "hidden": hidden, "inputs": inputs, "gates": gates, "steps": op.steps,
+           "in_t": in_t, "st_t": st_t, "hidden": hidden, "inputs": inputs, "gates": gates, "steps": op.steps,
            "header": f"{sym}.h", "macros": _quant_macros(q), "description": description, "state_bytes": state}
     return ctx
 
@@ -689,27 +694,30 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
             g.parts, g.state_bytes, g.rtol = parts, ctx["state_bytes"], 1e-4
         generated.append(g)
     model = None
+    stream, step_output_size = 0, 0
     if chain and is_chain([g.layer for g in generated]) and _quantizations_connect(qs):
         model = ModelUnit(prefix, generated, plan_memory(qs), calib_inputs=_model_calib(qs, calib))
+        stream, step_output_size = _streaming(qs)
         files[f"{prefix}.c"] = env.get_template("model.c.j2").render(
             banner=banner, prefix=prefix, PREFIX=prefix.upper(), model=model, layers=generated,
-            in_t=CTYPES[dtype][0])
+            in_t=CTYPES[dtype][0], stream=stream)
     first, last = qs[0], qs[-1]
     files[f"{prefix}.h"] = env.get_template("model.h.j2").render(
         banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel,
-        model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last))
+        model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last), stream=stream,
+        step_output_size=step_output_size)
     used = set()
     for g in [u for g in generated for u in g.parts + [g]]:
         if g.kernel == "recurrent":
-            used.add("rnn_" + SUFFIX[g.dtype])
+            used.add(("rnn", "float32" if g.dtype == "float32" else "int16"))
         elif g.kernel in ("softmax", "pool"):
-            used.add(g.kernel)
+            used.add((g.kernel, g.dtype))
         elif isinstance(g.layer, ConvOp):
             if g.kernel != "unrolled":
-                used.add("conv")
+                used.add(("conv", g.dtype))
         else:
-            used.add(g.kernel)
-    rt = runtime_files(dtype, sorted(used))
+            used.add((g.kernel, g.dtype))
+    rt = runtime_files(used)
     clash = set(rt) & set(files)
     if clash:
         raise DarbgenError(f"generated file {sorted(clash)[0]} would collide with a runtime file; choose another "
@@ -733,6 +741,23 @@ def _layer_kernel(layer, kernel):
     if kernel == "packed" and layer.block_sizes is None and not layer.mask.all():
         return "csr"
     return kernel
+
+
+def _streaming(qs):
+    """(how many leading recurrent ops ``<model>_step`` steps, its output size).
+
+    A model streams when it starts with recurrent layers, each feeding the
+    next its sequence, and the rest takes one step's output: the last of
+    them returns only its last state, or nothing follows it. Otherwise (0, 0).
+    """
+    k = 0
+    while k < len(qs) and isinstance(qs[k], QuantizedRecurrent):
+        k += 1
+    if k == 0 or (qs[k - 1].layer.sequences and k < len(qs)):
+        return 0, 0
+    if k == len(qs):
+        return k, qs[k - 1].layer.rows
+    return k, qs[-1].layer.out_size
 
 
 def _model_macros(first, last):

@@ -157,8 +157,12 @@ def model_from_npz(arrays, source="the file"):
             masks = {p: arrays.get(f"{name}.{p}{MASK_SUFFIX}") for p in ("w_ih", "w_hh")}
             blocks = {p: arrays.get(f"{name}.{p}{BLOCKS_SUFFIX}") for p in ("w_ih", "w_hh")}
             cls = LSTM if kind == "lstm" else GRU
+            sequences = spec.get("return_sequences", False)
+            if not isinstance(sequences, bool):
+                raise DarbgenError(f"{source}: {kind} layer {name!r}: return_sequences must be true or false, got "
+                                   f"{sequences!r}")
             layers.append(cls(name, arrays[keys[0]], arrays[keys[1]], arrays.get(keys[2]), arrays.get(keys[3]),
-                              masks, blocks))
+                              masks, blocks, sequences))
         elif kind == "globalavgpool":
             layers.append(GlobalAveragePool(name))
         elif kind == "batchnorm":

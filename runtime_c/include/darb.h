@@ -227,6 +227,11 @@ typedef struct {
 void darb_lstm_cell_s16(const int16_t *gx, const int16_t *gh, int16_t *h, int16_t *c, uint32_t hidden,
                         const darb_rnn_s16 *q);
 void darb_gru_cell_s16(const int16_t *gx, const int16_t *gh, int16_t *h, uint32_t hidden, const darb_rnn_s16 *q);
+/* int8 recurrent layers run the int16 cell: out = in - zero_point (exact, same
+ * scale) on the way in, and the Q15 hidden state requantized to int8 (zero
+ * point 0) on the way out. */
+void darb_widen_s8(const int8_t *in, int16_t *out, uint32_t n, int32_t zero_point);
+void darb_narrow_s8(const int16_t *in, int8_t *out, uint32_t n, int32_t multiplier, int32_t shift);
 
 /* ---- output stages (also called by unrolled generated code) ---------------- */
 int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant);

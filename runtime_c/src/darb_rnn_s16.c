@@ -9,6 +9,10 @@
  * Products round half up ((a * b + 2^14) >> 15); i * g is brought to c's
  * scale by a Q31 multiplier and shift (the int8 requantization). Every step
  * has a NumPy twin in darbgen/reference.py.
+ *
+ * int8 models use the same cell (as TFLite's integer LSTM keeps int16 gates
+ * and cell state): darb_widen_s8 turns the int8 input into int16 at the same
+ * scale, and darb_narrow_s8 requantizes the Q15 hidden state to int8.
  */
 #include "darb.h"
 
@@ -48,5 +52,22 @@ void darb_gru_cell_s16(const int16_t *gx, const int16_t *gh, int16_t *h, uint32_
         const int32_t n = darb_lut_s16(q->tanh, darb_sat16(gx[2u * hidden + j] + darb_mul_q15(r, gh[2u * hidden + j])));
         const int64_t mix = (int64_t)(32768 - z) * n + (int64_t)z * h[j];
         h[j] = (int16_t)darb_sat16((int32_t)((mix + (1 << 14)) >> 15));
+    }
+}
+
+void darb_widen_s8(const int8_t *in, int16_t *out, uint32_t n, int32_t zero_point)
+{
+    uint32_t j;
+    for (j = 0; j < n; ++j) {
+        out[j] = (int16_t)((int32_t)in[j] - zero_point);
+    }
+}
+
+void darb_narrow_s8(const int16_t *in, int8_t *out, uint32_t n, int32_t multiplier, int32_t shift)
+{
+    uint32_t j;
+    for (j = 0; j < n; ++j) {
+        const int32_t v = darb_requantize(in[j], multiplier, shift);
+        out[j] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
     }
 }

@@ -1,7 +1,8 @@
 /* Runs a recurrent model both ways: RUN on whole sequences, and RESET + STEP
- * one time step at a time; writes both outputs. tests/test_recurrent.py
- * builds it with -DMODEL_HEADER, -DRUN/RESET/STEP (the model's functions) and
- * -DN_IN/N_STEP/N_OUT (its sizes), and -DELEM=int16_t for int16 models. */
+ * one time step at a time; writes RUN's output, then every STEP's output.
+ * tests/test_recurrent.py builds it with -DMODEL_HEADER, -DRUN/RESET/STEP
+ * (the model's functions), -DN_IN/N_STEP/N_OUT/N_STEP_OUT (its sizes) and
+ * -DELEM (the model's element type). */
 #include <stdio.h>
 
 #include MODEL_HEADER
@@ -14,7 +15,7 @@ int main(int argc, char **argv)
 {
     static ELEM seq[N_IN];
     static ELEM a[N_OUT];
-    static ELEM b[N_OUT];
+    static ELEM b[(N_IN / N_STEP) * N_STEP_OUT];
     FILE *in;
     FILE *out;
     unsigned t;
@@ -25,9 +26,10 @@ int main(int argc, char **argv)
         RUN(seq, a);
         RESET();
         for (t = 0; t < N_IN / N_STEP; ++t) {
-            STEP(seq + t * N_STEP, b);
+            STEP(seq + t * N_STEP, b + t * N_STEP_OUT);
         }
-        if (fwrite(a, sizeof a[0], N_OUT, out) != N_OUT || fwrite(b, sizeof b[0], N_OUT, out) != N_OUT) {
+        if (fwrite(a, sizeof a[0], N_OUT, out) != N_OUT || fwrite(b, sizeof b[0], sizeof b / sizeof b[0], out)
+            != sizeof b / sizeof b[0]) {
             return 2;
         }
     }
