@@ -26,7 +26,7 @@ from . import reference
 from .codegen.emit import harness_table
 from .errors import DarbgenError
 from .resources import runtime_c_dir
-from .toolchain import host
+from .toolchain import cortex_m, host
 
 FLOAT_RTOL = 1e-5
 HARNESS_MAGIC = 0x44524231
@@ -65,6 +65,8 @@ class VerifyResult:
     seconds: float
     outputs: dict = field(default_factory=dict)     # unit name -> the C's outputs, every vector
     extra: dict = field(default_factory=dict)
+    target: str = "host"
+    stack: dict = None                              # Cortex-M: unit name -> stack bytes one run needs
 
     @property
     def ok(self):
@@ -147,12 +149,12 @@ def build_harness(module, folder, *, sanitize=False, cc=None, extra_flags=()):
     folder = Path(folder)
     module.write_files(folder)
     hdir = runtime_c_dir() / "harness"
-    for name in ("darb_harness.c", "darb_harness.h"):
+    for name in ("darb_harness.c", "darb_harness.h", "darb_harness_host.c"):
         shutil.copyfile(hdir / name, folder / name)
     (folder / "darb_harness_table.c").write_text(harness_table(module), encoding="ascii")
     compiler = host.host_compiler(cc)
     flags = list(host.STRICT_FLAGS) + (list(host.SANITIZE_FLAGS) if sanitize else []) + list(extra_flags)
-    sources = module.sources + ["darb_harness.c", "darb_harness_table.c"]
+    sources = module.sources + ["darb_harness.c", "darb_harness_host.c", "darb_harness_table.c"]
     exe = folder / "darb_harness"
     host.run_compiler([compiler, *flags, "-I.", *sources, "-o", exe.name], cwd=folder)
     return exe, compiler, flags
@@ -170,6 +172,32 @@ def _run_harness(exe, folder, inputs, timeout):
         raise DarbgenError(f"the test harness failed (exit {proc.returncode}): "
                            f"{(proc.stderr or proc.stdout).strip()[-3000:]}")
     return out_path.read_bytes()
+
+
+def build_target_harness(module, folder, target, extra_flags=()):
+    """Write the module and the Cortex-M harness into ``folder`` and link a
+    QEMU image for core ``target``; returns (elf, core, flags)."""
+    core = cortex_m.core(target)
+    folder = Path(folder)
+    module.write_files(folder)
+    hdir = runtime_c_dir() / "harness"
+    for name in ("darb_harness.c", "darb_harness.h", "darb_harness_target.c"):
+        shutil.copyfile(hdir / name, folder / name)
+    (folder / "darb_harness_table.c").write_text(harness_table(module), encoding="ascii")
+    sources = module.sources + ["darb_harness.c", "darb_harness_target.c", "darb_harness_table.c"]
+    elf = cortex_m.link_image(folder, sources, core, "darb_harness.elf", extra_flags)
+    return elf, core, list(host.STRICT_FLAGS) + list(core.flags) + list(extra_flags)
+
+
+def _run_target(elf, core, folder, inputs, timeout, trace=None):
+    """Run the target harness in QEMU: (outputs bytes, stack bytes per unit)."""
+    folder = Path(folder)
+    _write_inputs(folder / "inputs.bin", inputs)
+    for name in ("outputs.bin", "stack.bin"):
+        (folder / name).unlink(missing_ok=True)
+    cortex_m.run_image(elf, core, folder, timeout=timeout, trace=trace)
+    stack = np.frombuffer((folder / "stack.bin").read_bytes(), "<u4")
+    return (folder / "outputs.bin").read_bytes(), [int(v) for v in stack]
 
 
 def _compare(unit, x, got):
@@ -197,9 +225,31 @@ def _compare(unit, x, got):
                       float(diff.max()) if diff.size else 0.0, max_rel, first, unit.rtol)
 
 
+def _unit_vectors(module, inputs, n_random, seed, extra_inputs=None):
+    vectors = []
+    for i, g in enumerate(module.units):
+        if inputs is not None and g.name in inputs:
+            x = np.asarray(inputs[g.name])
+            if x.ndim != 2 or x.shape[1] != g.layer.in_size:
+                raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.in_size}), "
+                                   f"got {x.shape}")
+            x = x.astype(_NP[g.dtype])
+        else:
+            x = g.make_inputs(n_random, seed + i)
+        if extra_inputs is not None and g.name in extra_inputs:
+            x = np.concatenate([x, np.asarray(extra_inputs[g.name]).astype(x.dtype)])
+        vectors.append(x)
+    return vectors
+
+
 def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=120,
-           raise_on_mismatch=True, keep_dir=None, extra_inputs=None):
-    """Compile ``module`` with the host gcc, run it and compare every output with the reference.
+           raise_on_mismatch=True, keep_dir=None, extra_inputs=None, target="host"):
+    """Compile ``module``, run it and compare every output with the reference.
+
+    On the host (``target="host"``) with gcc; on a Cortex-M core
+    (``target="cortex-m4"``, any of :data:`darbgen.toolchain.cortex_m.CORES`)
+    with arm-none-eabi-gcc, run in QEMU, where it also measures the stack
+    each unit needs (``result.stack``).
 
     Args:
         module: a :class:`~darbgen.codegen.CModule` from :func:`darbgen.generate`.
@@ -223,25 +273,22 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         a :class:`VerifyResult`.
     """
     start = time.perf_counter()
-    vectors = []
     units = module.units
-    for i, g in enumerate(units):
-        if inputs is not None and g.name in inputs:
-            x = np.asarray(inputs[g.name])
-            if x.ndim != 2 or x.shape[1] != g.layer.in_size:
-                raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.in_size}), "
-                                   f"got {x.shape}")
-            x = x.astype(_NP[g.dtype])
-        else:
-            x = g.make_inputs(n_random, seed + i)
-        if extra_inputs is not None and g.name in extra_inputs:
-            x = np.concatenate([x, np.asarray(extra_inputs[g.name]).astype(x.dtype)])
-        vectors.append(x)
+    vectors = _unit_vectors(module, inputs, n_random, seed, extra_inputs)
+    if target != "host" and sanitize:
+        raise DarbgenError("the sanitizers run on the host only; verify with sanitize on the host, then on the target")
+    stack = None
     with tempfile.TemporaryDirectory(prefix="darbgen-verify-") as tmp:
         folder = Path(keep_dir) if keep_dir else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc)
-        raw = _run_harness(exe, folder, vectors, timeout)
+        if target == "host":
+            exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc)
+            raw = _run_harness(exe, folder, vectors, timeout)
+        else:
+            elf, core, flags = build_target_harness(module, folder, target)
+            compiler = cortex_m.compiler()
+            raw, stack_list = _run_target(elf, core, folder, vectors, max(timeout, cortex_m.RUN_TIMEOUT))
+            stack = {g.name: b for g, b in zip(units, stack_list)}
     checks = []
     outputs = {}
     pos = 0
@@ -254,10 +301,72 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         outputs[g.name] = got
     if pos != len(raw):
         raise DarbgenError(f"the harness wrote {len(raw)} bytes, expected {pos}")
-    result = VerifyResult(checks, compiler, flags, sanitize, time.perf_counter() - start, outputs)
+    result = VerifyResult(checks, compiler, flags, sanitize, time.perf_counter() - start, outputs, target=target,
+                          stack=stack)
     if raise_on_mismatch and not result.ok:
         raise VerificationError(result)
     return result
+
+
+@dataclass
+class InstructionCount:
+    """Instructions one run of each unit executes on a Cortex-M core (exact,
+    counted by QEMU), and the stack bytes it needs."""
+
+    target: str
+    instructions: dict          # unit name -> instructions of one <unit>_run call
+    stack: dict                 # unit name -> stack bytes
+    seconds: float
+
+    @property
+    def total(self):
+        """The whole model's count (or the sum of the layers when they do not chain)."""
+        if "(model)" in self.instructions:
+            return self.instructions["(model)"]
+        return sum(self.instructions.values())
+
+
+def count_instructions(module, target="cortex-m4", inputs=None, seed=0, timeout=None, keep_dir=None):
+    """Count the instructions one call of every unit (each layer, a recurrent
+    layer's matrices, the whole model) executes on ``target``, in QEMU.
+
+    Each unit runs once on one input (``inputs[name][0]``, else a random
+    vector; the whole model gets a real calibration input when the module
+    has one). QEMU logs every instruction it executes, one per line; a
+    unit's count runs from the first instruction of ``<unit>_run`` to its
+    return, so the figure is exact and the same on every run. The outputs
+    are checked against the reference too.
+    """
+    start = time.perf_counter()
+    units = module.units
+    vectors = _unit_vectors(module, inputs, 1, seed)
+    vectors = [x[:1] for x in vectors]
+    model = module.model
+    if model is not None and model.calib_inputs is not None and not (inputs and "(model)" in inputs):
+        vectors[-1] = model.calib_inputs[:1].astype(vectors[-1].dtype)
+    with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
+        folder = Path(keep_dir) if keep_dir else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        elf, core, _ = build_target_harness(module, folder, target)
+        trace = folder / "trace.log"
+        raw, stack_list = _run_target(elf, core, folder, vectors, timeout or cortex_m.RUN_TIMEOUT, trace=trace)
+        syms = cortex_m.symbols(elf)
+        entries = [syms[g.run_function][0] for g in units]
+        callers = [(a, a + n) for name, (a, n) in syms.items()
+                   if (name.startswith("darb_harness") or name == "darb_stack_call") and n > 0]
+        counts = cortex_m.count_calls(trace, entries, callers)
+        trace.unlink()
+    pos = 0
+    for g, x in zip(units, vectors):
+        n = g.layer.out_size
+        got = np.frombuffer(raw, dtype=_NP[g.dtype], count=n, offset=pos).reshape(1, n)
+        pos += n * np.dtype(_NP[g.dtype]).itemsize
+        check = _compare(g, x, got)
+        if not check.ok:
+            raise DarbgenError(f"{g.name}: on {target} the output differs from the reference while counting "
+                               f"instructions: {check.first_mismatch}")
+    return InstructionCount(target, {g.name: c for g, c in zip(units, counts)},
+                            {g.name: b for g, b in zip(units, stack_list)}, time.perf_counter() - start)
 
 
 def measure(module, target="cortex-m4", cc=None):

@@ -50,3 +50,11 @@ def gcc():
 def arm_gcc():
     need_tool("arm-none-eabi-gcc")
     return "arm-none-eabi-gcc"
+
+
+@pytest.fixture
+def qemu():
+    """arm-none-eabi-gcc and qemu-system-arm, for runs on Cortex-M cores."""
+    need_tool("arm-none-eabi-gcc")
+    need_tool("qemu-system-arm")
+    return "qemu-system-arm"

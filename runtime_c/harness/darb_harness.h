@@ -1,5 +1,6 @@
 /*
- * darb_harness.h - the table a generated test harness provides.
+ * darb_harness.h - the table a generated test harness provides, and the loop
+ * that runs it (darb_harness.c).
  */
 #ifndef DARB_HARNESS_H
 #define DARB_HARNESS_H
@@ -18,5 +19,21 @@ extern const uint32_t darb_harness_count;
 /* Scratch for one vector, at least the largest in_bytes / out_bytes, 8-aligned. */
 extern int64_t darb_harness_in_buf[];
 extern int64_t darb_harness_out_buf[];
+
+typedef void (*darb_harness_run_fn)(const void *in, void *out);
+
+/* Where the loop reads vectors and writes results: read / write return 1
+ * when all n bytes moved; call (optional) makes each run(in, out) call, to
+ * measure it. */
+typedef struct {
+    void *ctx;
+    int (*read)(void *ctx, void *buf, uint32_t n);
+    int (*write)(void *ctx, const void *buf, uint32_t n);
+    void (*error)(const char *what);
+    void (*call)(void *ctx, uint32_t layer, darb_harness_run_fn run, const void *in, void *out);
+} darb_harness_io;
+
+/* Run every layer of the table on the input stream: 0, or 2 after io->error. */
+int darb_harness_loop(const darb_harness_io *io);
 
 #endif /* DARB_HARNESS_H */

@@ -1,0 +1,101 @@
+"""Cortex-M targets: every core builds, runs in QEMU and matches the
+reference bit for bit; instruction counts are exact and repeatable; faults
+and hangs end a run with a clear error."""
+import numpy as np
+import pytest
+
+import darbgen
+from darbgen.build import load
+from darbgen.codegen import generate
+from darbgen.errors import DarbgenError
+from darbgen.graph import LSTM, Activation, Conv2D, Dense, Flatten, Model, Pool2D
+from darbgen.resources import examples_dir
+from darbgen.toolchain import cortex_m
+from darbgen.verify import count_instructions, verify
+
+CORES = list(cortex_m.CORES)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    src = load(examples_dir() / "digits_mlp.npz")
+    pruned = src.model.with_pruning(dict(darbgen.prune_model(src.model.pruning_matrices(), 4).items()))
+    return pruned, src.calib
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_demo_model_matches_the_reference_on_every_core(digits, qemu, core):
+    pruned, calib = digits
+    module = generate(pruned, dtype="int8", kernel="packed", prefix="digits", calib=calib)
+    result = verify(module, target=core, n_random=6)
+    assert result.ok and result.target == core, result.describe()
+    assert [c.name for c in result.layers] == ["fc1", "fc2", "fc3", "fc3.softmax", "(model)"]
+    assert 0 < result.stack["fc1"] <= result.stack["(model)"] < 1024
+
+
+def mixed_model(rng):
+    conv = Conv2D("conv", 0.5 * rng.standard_normal((4, 1, 3, 3)), 0.1 * rng.standard_normal(4), padding="same")
+    return Model("mixed", (1, 8, 8), [conv, Activation("r", "relu"), Pool2D("pool", "max", 2), Flatten("f"),
+                                       Dense("fc", 0.3 * rng.standard_normal((5, 64))), Activation("s", "softmax")])
+
+
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m7", "cortex-m55"])
+@pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
+def test_every_dtype_and_kernel_kind_on_target(rng, qemu, core, dtype):
+    """Convolution, pooling, dense, softmax and a recurrent model, in each
+    dtype, bit-exact on a core without FPU, one with, and one with MVE."""
+    x = rng.standard_normal((16, 64))
+    for kernel in ("packed", "unrolled"):
+        module = generate(mixed_model(rng), dtype=dtype, kernel=kernel, prefix="mixed", calib=x)
+        result = verify(module, target=core, n_random=4)
+        assert result.ok, result.describe()
+    rnn = LSTM("lstm", 0.5 * rng.standard_normal((24, 3)), 0.5 * rng.standard_normal((24, 6)))
+    module = generate(Model("seq", (10, 3), [rnn, Dense("head", rng.standard_normal((2, 6)))]), dtype=dtype,
+                      kernel="csr", prefix="seq", calib=rng.standard_normal((8, 30)))
+    result = verify(module, target=core, n_random=4)
+    assert result.ok, result.describe()
+
+
+def test_instruction_counts_are_exact_and_repeatable(digits, qemu):
+    pruned, calib = digits
+    module = generate(pruned, dtype="int8", kernel="packed", prefix="digits", calib=calib)
+    first = count_instructions(module, "cortex-m4")
+    again = count_instructions(module, "cortex-m4")
+    assert first.instructions == again.instructions and first.stack == again.stack
+    layers = sum(v for k, v in first.instructions.items() if k != "(model)")
+    # the model is its layers (run here on other inputs: a little data-dependent) plus a few instructions of glue
+    assert abs(first.total - layers) < 0.05 * layers
+    assert first.instructions["fc3.softmax"] < first.instructions["fc3"]
+    dense = count_instructions(generate(pruned, dtype="int8", kernel="dense", prefix="digits", calib=calib),
+                               "cortex-m4")
+    unrolled = count_instructions(generate(pruned, dtype="int8", kernel="unrolled", prefix="digits", calib=calib),
+                                  "cortex-m4")
+    assert unrolled.total < dense.total               # pruned weights are skipped
+
+
+def _image(tmp_path, body, core="cortex-m3"):
+    (tmp_path / "main.c").write_text("#include <stdint.h>\nint main(void)\n{\n" + body + "\n}\n")
+    return cortex_m.link_image(tmp_path, ["main.c"], cortex_m.core(core))
+
+
+def test_a_fault_is_a_clear_error(tmp_path, qemu):
+    elf = _image(tmp_path, "    void (*f)(void) = (void (*)(void))(uintptr_t)0xFFFFFFF1u;\n    f();\n    return 0;")
+    with pytest.raises(DarbgenError, match="cortex-m3: the run in QEMU .mps2-an385. failed with a HardFault"):
+        cortex_m.run_image(elf, cortex_m.core("cortex-m3"), tmp_path, timeout=30)
+
+
+def test_a_hang_times_out(tmp_path, qemu):
+    elf = _image(tmp_path, "    volatile int spin = 1;\n    while (spin) {\n    }\n    return 0;")
+    with pytest.raises(DarbgenError, match="did not finish within 3 s"):
+        cortex_m.run_image(elf, cortex_m.core("cortex-m3"), tmp_path, timeout=3)
+
+
+def test_exit_status_travels_back(tmp_path, qemu):
+    elf = _image(tmp_path, "    return 5;", core="cortex-m33")
+    with pytest.raises(DarbgenError, match="exit status 5"):
+        cortex_m.run_image(elf, cortex_m.core("cortex-m33"), tmp_path, timeout=30)
+
+
+def test_unknown_target():
+    with pytest.raises(DarbgenError, match="unknown target 'cortex-m99'; choose one of: host, cortex-m0plus"):
+        cortex_m.core("cortex-m99")
