@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DarbgenError
-
-TARGETS = ("host",)
+from .toolchain.cortex_m import TARGETS
 
 
 @dataclass
@@ -83,13 +82,13 @@ def load(source, allow_pickle=False):
                        f"and, with --allow-pickle, scikit-learn .pkl / .joblib")
 
 
-def _steps(show):
+def _steps(show, total=7):
     """A progress bar over the build steps (tqdm), quiet when not on a terminal."""
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
-    return tqdm(total=7, desc="darbgen build", unit="step", file=sys.stderr, disable=not show, leave=False,
+    return tqdm(total=total, desc="darbgen build", unit="step", file=sys.stderr, disable=not show, leave=False,
                 bar_format="{desc}: {n_fmt}/{total_fmt} {postfix}")
 
 
@@ -130,19 +129,23 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         calib: calibration inputs (default: the ones the file bundles).
         eval_data: (X, y) to measure accuracy (default: the bundled test set).
         out: folder to write the C into (None: do not write).
-        target: where the C is run for verification ("host").
+        target: where the C is verified: "host" (gcc), or a Cortex-M core
+            ("cortex-m0plus" ... "cortex-m55": arm-none-eabi-gcc, run in
+            QEMU, where the test set is run too, instructions are counted
+            and the stack measured; the host check runs as well).
     """
     from .codegen import generate
     from .pruning import prune_model
-    from .verify import measure, verify
+    from .verify import count_instructions, measure, verify
 
     if isinstance(calib, dict):
         raise DarbgenError("build calibrates the whole network from inputs of its first layer: give --calib an "
                            ".npy array of shape (n, inputs), not an .npz of per-layer inputs")
     if target not in TARGETS:
-        raise DarbgenError(f"unknown target {target!r}; this release runs the C on: {', '.join(TARGETS)}")
+        raise DarbgenError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
+    on_core = target != "host"
     start = time.perf_counter()
-    bar = _steps(progress)
+    bar = _steps(progress, 9 if on_core else 7)
     src = load(source, allow_pickle)
     model = src.model
     notes = list(src.notes)
@@ -179,7 +182,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     _advance(bar, "generated")
     import shutil
 
-    size_target = "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"
+    size_target = target if on_core else ("cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host")
     sizes = measure(module, size_target)
     _advance(bar, "measured")
     extra = None
@@ -188,7 +191,14 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         first = module.layers[0].quantized
         extra = {"(model)": ex.astype(np.float32) if dtype == "float32" else first.input.quantize(ex)}
     checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
-    _advance(bar, "verified")
+    _advance(bar, "verified on the host")
+    host_check, count = None, None
+    if on_core:
+        host_check = checked
+        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
+        _advance(bar, f"verified on {target}")
+        count = count_instructions(module, target)
+        _advance(bar, "instructions counted")
     accuracy = None
     c_real = None
     if eval_data is not None:
@@ -211,8 +221,8 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     if bar is not None:
         bar.close()
     report = build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out,
-                          time.perf_counter() - start, method if results else None)
-    return BuildResult(model, pruned, module, checked, report, c_real)
+                          time.perf_counter() - start, method if results else None, count, host_check)
+    return BuildResult(model, pruned, module, checked, report, c_real, host_check)
 
 
 def _is_classification(y, classes):
@@ -232,10 +242,12 @@ class BuildResult:
     report: dict
     #: the generated C's outputs on the evaluation inputs, as real numbers
     eval_outputs: np.ndarray = None
+    #: with a Cortex-M target: the host check (``verification`` is the target's)
+    host_verification: object = None
 
     @property
     def ok(self):
-        return self.verification.ok
+        return self.verification.ok and (self.host_verification is None or self.host_verification.ok)
 
 
 def _histogram(block_sizes):
@@ -269,8 +281,10 @@ def _shape(g):
     return [layer.rows, layer.cols]
 
 
-def build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method):
-    """The build report as plain data (what --json prints)."""
+def build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method,
+                 count=None, host_check=None):
+    """The build report as plain data (what --json prints). ``count``: an
+    :class:`~darbgen.verify.InstructionCount` when built for a Cortex-M core."""
     checks = {c.symbol: c for c in checked.layers}
     layers = []
     for g in module.layers:
@@ -280,7 +294,7 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
         row = {"name": g.name, "symbol": g.symbol, "kind": kind, "kernel": g.kernel, "shape": _shape(g),
                "bytes": g.data_bytes(),
                "code_bytes": obj["code"], "description": g.description,
-               "flash_bytes": obj["code"] + obj["rodata"],
+               "flash_bytes": obj["code"] + obj["rodata"] + obj["data"],
                "verify": {"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,
                           "max_abs_diff": c.max_abs_diff, "max_rel_f64": c.max_rel_f64}}
         if kind in ("dense", "conv"):
@@ -295,18 +309,27 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
             row["block_sizes"] = _histogram(np.concatenate([m.block_sizes for m in mats])
                                             if all(m.block_sizes is not None for m in mats) else None)
             row["state_bytes"] = g.state_bytes
+        if count is not None:
+            row["instructions"] = count.instructions[g.name]
+            row["stack_bytes"] = count.stack[g.name]
         layers.append(row)
     model_check = checks.get(module.prefix)
-    flash = (sum(r["flash_bytes"] for r in layers) + sizes["runtime"]["code"] + sizes["runtime"]["rodata"]
-             + sizes["model"]["code"] + sizes["model"]["rodata"])
+    objects = list(sizes["layers"].values()) + [sizes["runtime"], sizes["model"]]
+    flash = sum(o["code"] + o["rodata"] + o["data"] for o in objects)
+    static_ram = ((module.model.arena_bytes if module.model is not None else 0)
+                  + sum(g.state_bytes for g in module.layers))
+    if count is not None:
+        static_ram = sum(o["data"] + o["bss"] for o in objects)
     dense_weights = sum(m.size for m in model.pruning_matrices().values())
     kept = sum(int(np.count_nonzero(m)) for m in pruned.pruning_matrices().values())
     report = {
         "model": model.name, "prefix": module.prefix, "dtype": module.dtype, "kernel": module.kernel,
         "method": method, "ratio": dense_weights / max(kept, 1), "weights": dense_weights, "kept": kept,
-        "verified": checked.ok, "flash_bytes": flash,
-        "ram_bytes": (module.model.arena_bytes if module.model is not None else 0)
-        + sum(g.state_bytes for g in module.layers),
+        "verified": checked.ok and (host_check is None or host_check.ok), "target": checked.target,
+        "flash_bytes": flash, "code_bytes": sum(o["code"] for o in objects),
+        "weight_bytes": sum(o["rodata"] + o["data"] for o in objects),
+        "ram_bytes": static_ram + (count.stack.get("(model)", max(count.stack.values())) if count else 0),
+        "static_ram_bytes": static_ram,
         "size_target": sizes["target"], "runtime_code_bytes": sizes["runtime"]["code"],
         "model_check": None if model_check is None else {
             "ok": model_check.ok, "vectors": model_check.vectors, "mismatches": model_check.mismatches,
@@ -315,6 +338,10 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
         "files": sorted(module.files), "seconds": seconds,
         "compiler": {"cc": checked.compiler, "flags": checked.flags},
     }
+    if count is not None:
+        report["instructions"] = count.total
+        report["stack_bytes"] = count.stack.get("(model)", max(count.stack.values()))
+        report["host_verified"] = host_check.ok
     if accuracy is not None:
         report["accuracy"] = accuracy
     return report

@@ -19,6 +19,7 @@ import time
 
 from . import __version__
 from .errors import DarbgenError
+from .toolchain.cortex_m import TARGETS
 
 EXAMPLES = """examples:
   darbgen demo
@@ -120,8 +121,9 @@ def _parser():
     _codegen_options(bu)
     bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "
                     "(default: test.x / test.y bundled in the file)")
-    bu.add_argument("--target", default="host", choices=("host",), help="where the C runs for verification "
-                    "(default: host)")
+    bu.add_argument("--target", default="host", choices=TARGETS, help="where the C is verified: host (gcc), or a "
+                    "Cortex-M core: cross-compiled with arm-none-eabi-gcc and run in QEMU on the test vectors and "
+                    "the test set, with instructions per layer counted and the stack measured (default: host)")
     bu.add_argument("--out", metavar="DIR", help="folder to write the C into (default: do not write)")
     bu.add_argument("--prefix", help="C name prefix (default: the model's name)")
     bu.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled scikit-learn model "
@@ -468,6 +470,7 @@ def build_table(report):
     from .report import human_bytes, table
 
     rows = []
+    on_core = "instructions" in report
     for r in report["layers"]:
         b = r["bytes"]
         v = r["verify"]
@@ -475,22 +478,31 @@ def build_table(report):
         diff = f"{v['max_abs_diff']:g}" if v["ok"] else f"FAILED ({v['mismatches']} differ)"
         rows.append([r["name"], r["kind"] + (f" {r['activation']}" if r.get("activation", "none") != "none" else ""),
                      "x".join(map(str, r["shape"])), f"{r['ratio']:.2f}" if "ratio" in r else "-", blocks,
-                     str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]), str(r["code_bytes"]),
-                     diff])
+                     str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]), str(r["code_bytes"])]
+                    + ([f"{r['instructions']:,}", str(r["stack_bytes"])] if on_core else []) + [diff])
     head = (f"{report['model']}: {report['dtype']} C, kernel {report['kernel']}"
             + (f", {report['method']} pruning at {report['ratio']:.2f}x ({report['kept']} of {report['weights']} "
                f"weights kept)" if report["method"] else ", not pruned")
             + f", built in {report['seconds']:.1f} s")
     body = table(["layer", "kind", "shape", "ratio", "block sizes (size:rows)", "values B", "index B",
-                  "metadata B", "params B", f"code B ({report['size_target']})", "max |C - ref|"], rows)
+                  "metadata B", "params B", f"code B ({report['size_target']})"]
+                 + (["instructions", "stack B"] if on_core else []) + ["max |C - ref|"], rows)
     mc = report["model_check"]
-    lines = [head, "", body, "",
-             f"flash {human_bytes(report['flash_bytes'])} (code for {report['size_target']}, runtime kernels "
-             f"included), RAM {human_bytes(report['ram_bytes'])} of activations (one static arena; stack not "
-             f"counted)."]
+    if on_core:
+        memory = (f"on {report['target']}: flash {human_bytes(report['flash_bytes'])} (code "
+                  f"{human_bytes(report['code_bytes'])}, weights and tables {human_bytes(report['weight_bytes'])}, "
+                  f"runtime kernels included), RAM {human_bytes(report['ram_bytes'])} (static "
+                  f"{human_bytes(report['static_ram_bytes'])} + stack {report['stack_bytes']} B), "
+                  f"{report['instructions']:,} instructions per inference (counted in QEMU).")
+    else:
+        memory = (f"flash {human_bytes(report['flash_bytes'])} (code for {report['size_target']}, runtime kernels "
+                  f"included), RAM {human_bytes(report['ram_bytes'])} of activations (one static arena; stack not "
+                  f"counted: build with --target cortex-m4 to measure it).")
+    lines = [head, "", body, "", memory]
     if mc is not None:
+        where = f"on {report['target']} (QEMU) and the host" if on_core else "on the host"
         lines.append(f"whole model: {'bit-identical to the reference' if mc['ok'] else 'MISMATCH'} on "
-                     f"{mc['vectors']} input vectors; every layer: "
+                     f"{mc['vectors']} input vectors {where}; every layer: "
                      f"{'verified' if report['verified'] else 'FAILED'}.")
     acc = report.get("accuracy")
     if acc:

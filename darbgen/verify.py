@@ -371,21 +371,22 @@ def count_instructions(module, target="cortex-m4", inputs=None, seed=0, timeout=
 
 def measure(module, target="cortex-m4", cc=None):
     """Code and data bytes of every generated layer and of the runtime, read
-    from object files compiled with -O2 for ``target`` ("cortex-m4" with
-    arm-none-eabi-gcc, or "host").
+    from object files compiled with darbgen's flags (-O2) for ``target``: a
+    Cortex-M core (arm-none-eabi-gcc with that core's flags) or "host".
 
-    Returns ``{"target": ..., "layers": {symbol: {"code": n, "rodata": n}},
-    "runtime": {...}, "model": {...}}`` (model: the run function chaining the
-    layers, when they chain).
+    Returns ``{"target": ..., "layers": {symbol: sizes}, "runtime": sizes,
+    "model": sizes}`` where sizes is ``{"code": .text, "rodata": .rodata,
+    "data": .data, "bss": .bss}`` in bytes (model: the run function chaining
+    the layers and its arena, when they chain).
     """
     if target == "host":
         compiler, size_tool, tflags = host.host_compiler(cc), "size", []
-    elif target == "cortex-m4":
-        compiler = host.find_tool("arm-none-eabi-gcc", "measure Cortex-M code size")
-        size_tool, tflags = "arm-none-eabi-size", list(host.CORTEX_M4_FLAGS)
     else:
-        raise DarbgenError(f"unknown target {target!r} for code size; choose cortex-m4 or host")
-    out = {"target": target, "layers": {}, "runtime": {"code": 0, "rodata": 0}, "model": {"code": 0, "rodata": 0}}
+        core = cortex_m.core(target)
+        compiler = cortex_m.compiler()
+        size_tool, tflags = "arm-none-eabi-size", list(core.flags)
+    empty = {"code": 0, "rodata": 0, "data": 0, "bss": 0}
+    out = {"target": target, "layers": {}, "runtime": dict(empty), "model": dict(empty)}
     with tempfile.TemporaryDirectory(prefix="darbgen-size-") as tmp:
         module.write_files(tmp)
         sources = module.sources
@@ -394,14 +395,14 @@ def measure(module, target="cortex-m4", cc=None):
         layer_sources.update({p.source: g.symbol for g in module.layers for p in g.parts})
         for src in sources:
             sizes = host.section_sizes(Path(tmp) / (src[:-2] + ".o"), size_tool)
-            entry = {"code": host.code_bytes(sizes), "rodata": host.data_bytes(sizes)}
+            entry = {"code": host.code_bytes(sizes), "rodata": host.data_bytes(sizes),
+                     "data": host.sections_bytes(sizes, ".data"), "bss": host.sections_bytes(sizes, ".bss")}
             if src in layer_sources:
-                total = out["layers"].setdefault(layer_sources[src], {"code": 0, "rodata": 0})
-                total["code"] += entry["code"]
-                total["rodata"] += entry["rodata"]
+                total = out["layers"].setdefault(layer_sources[src], dict(empty))
             elif src == f"{module.prefix}.c":
-                out["model"] = entry
+                total = out["model"]
             else:
-                out["runtime"]["code"] += entry["code"]
-                out["runtime"]["rodata"] += entry["rodata"]
+                total = out["runtime"]
+            for k, v in entry.items():
+                total[k] += v
     return out

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import darbgen
-from darbgen.build import load
+from darbgen.build import build, load
 from darbgen.codegen import generate
 from darbgen.errors import DarbgenError
 from darbgen.graph import LSTM, Activation, Conv2D, Dense, Flatten, Model, Pool2D
@@ -24,13 +24,23 @@ def digits():
 
 
 @pytest.mark.parametrize("core", CORES)
-def test_demo_model_matches_the_reference_on_every_core(digits, qemu, core):
-    pruned, calib = digits
-    module = generate(pruned, dtype="int8", kernel="packed", prefix="digits", calib=calib)
-    result = verify(module, target=core, n_random=6)
-    assert result.ok and result.target == core, result.describe()
-    assert [c.name for c in result.layers] == ["fc1", "fc2", "fc3", "fc3.softmax", "(model)"]
-    assert 0 < result.stack["fc1"] <= result.stack["(model)"] < 1024
+def test_demo_model_builds_and_verifies_on_every_core(qemu, core):
+    """darbgen build --target <core> on the bundled digits MLP (the demo's
+    settings): every layer and the whole model bit-exact in QEMU, the test
+    set run on the core, instructions and stack in the report."""
+    r = build(examples_dir() / "digits_mlp.npz", ratio=2, dtype="int8", target=core)
+    assert r.ok and r.verification.target == core, r.verification.describe()
+    assert [c.name for c in r.verification.layers] == ["fc1", "fc2", "fc3", "fc3.softmax", "(model)"]
+    rep = r.report
+    assert rep["verified"] and rep["host_verified"] and rep["target"] == core
+    assert rep["accuracy"]["c_agrees_with_pruned"] >= 0.99
+    assert rep["accuracy"]["c"] == pytest.approx(rep["accuracy"]["pruned"], abs=0.01)
+    layers = sum(row["instructions"] for row in rep["layers"])
+    assert abs(rep["instructions"] - layers) < 0.05 * layers
+    assert 0 < rep["stack_bytes"] < 1024 and rep["ram_bytes"] == rep["static_ram_bytes"] + rep["stack_bytes"]
+    assert rep["static_ram_bytes"] >= 256 + 128                       # the arena holds fc1's and fc2's outputs
+    assert rep["flash_bytes"] == rep["code_bytes"] + rep["weight_bytes"]
+    assert rep["weight_bytes"] > sum(row["bytes"]["values"] for row in rep["layers"])
 
 
 def mixed_model(rng):
@@ -99,3 +109,20 @@ def test_exit_status_travels_back(tmp_path, qemu):
 def test_unknown_target():
     with pytest.raises(DarbgenError, match="unknown target 'cortex-m99'; choose one of: host, cortex-m0plus"):
         cortex_m.core("cortex-m99")
+
+
+def test_build_cli_target_json(tmp_path, capsys, qemu):
+    import json
+
+    from darbgen.cli import main
+
+    code = main(["build", str(examples_dir() / "digits_mlp.npz"), "--ratio", "2", "--target", "cortex-m0plus",
+                 "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["target"] == "cortex-m0plus" and report["verified"]
+    assert {"flash_bytes", "ram_bytes", "instructions", "stack_bytes", "layers", "accuracy"} <= set(report)
+    assert all(row["instructions"] > 0 for row in report["layers"])
+    code = main(["build", str(examples_dir() / "digits_mlp.npz"), "--ratio", "2", "--target", "cortex-m55"])
+    text = capsys.readouterr().out
+    assert code == 0 and "instructions per inference (counted in QEMU)" in text and "on cortex-m55" in text

@@ -58,11 +58,16 @@ def section_sizes(obj, size_tool="size"):
     return sizes
 
 
+def sections_bytes(sizes, name):
+    """Bytes of the sections called ``name`` or ``name.*`` (e.g. ".data")."""
+    return sum(v for k, v in sizes.items() if k == name or k.startswith(name + "."))
+
+
 def code_bytes(sizes):
     """Bytes of machine code: every .text section."""
-    return sum(v for k, v in sizes.items() if k == ".text" or k.startswith(".text."))
+    return sections_bytes(sizes, ".text")
 
 
 def data_bytes(sizes):
     """Bytes of constant data: every .rodata section."""
-    return sum(v for k, v in sizes.items() if k == ".rodata" or k.startswith(".rodata."))
+    return sections_bytes(sizes, ".rodata")
