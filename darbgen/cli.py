@@ -142,8 +142,10 @@ def _parser():
     de.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
 
     be = sub.add_parser("bench", help="benchmarks (prints figures; see docs/benchmarks.md)",
-                        description="Benchmarks. `darbgen bench prune --help` for the pruning benchmark.")
-    be.add_argument("which", choices=("prune",), help="which benchmark")
+                        description="Benchmarks. `darbgen bench prune --help` for the pruning benchmark, "
+                                    "`darbgen bench mcu --help` for the Cortex-M kernels.")
+    be.add_argument("which", choices=("prune", "mcu"), help="which benchmark: prune (pruning speed and memory) "
+                    "or mcu (kernels on a Cortex-M core in QEMU)")
     be.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     return p
 
@@ -523,6 +525,9 @@ def build_table(report):
 def cmd_bench(args):
     if args.which == "prune":
         from .bench.prune import main as bench_main
+        return bench_main(args.args)
+    if args.which == "mcu":
+        from .bench.mcu import main as bench_main
         return bench_main(args.args)
     return 2
 

@@ -126,3 +126,22 @@ def test_build_cli_target_json(tmp_path, capsys, qemu):
     code = main(["build", str(examples_dir() / "digits_mlp.npz"), "--ratio", "2", "--target", "cortex-m55"])
     text = capsys.readouterr().out
     assert code == 0 and "instructions per inference (counted in QEMU)" in text and "on cortex-m55" in text
+
+
+def test_packed_int8_every_offset_width(rng, gcc, qemu):
+    """darb_fc_s8's paths: blocks of 1 to 512 (0 to 9 offset bits, rows that
+    start mid-byte) and blocks that are not a power of two (the bit reader),
+    bit-exact on the host under the sanitizers (the 32-bit offset loads stay
+    inside the array) and on a core without unaligned loads."""
+    from darbgen.pruning.vectorized import block_max_mask
+
+    cols = 600
+    blocks = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 3, 5, 24, 600] * 3)
+    rng.shuffle(blocks)
+    w = rng.standard_normal((len(blocks), cols)).astype(np.float32)
+    mask = block_max_mask(np.abs(w), blocks)
+    layer = Dense("fc", np.where(mask, w, 0), None, mask, blocks, "relu")
+    module = generate([layer], dtype="int8", kernel="packed", prefix="widths", calib=rng.standard_normal((32, cols)))
+    assert verify(module, cc=gcc, n_random=6, sanitize=True).ok
+    assert verify(module, target="cortex-m0plus", n_random=6).ok
+    assert verify(module, target="cortex-m7", n_random=6).ok

@@ -353,14 +353,22 @@ def _pattern_arrays(q, sym, kernel):
     # weight, stored with the row's width (and 16-bit class tables stay valid).
     enc = encode(w, "darb", mask=layer.mask, block_sizes=np.minimum(block_sizes, layer.cols))
     a = enc.arrays
+    # The int8 kernel reads offsets 32 bits at a time from any byte: 3 readable
+    # bytes after the last one keep those reads inside the array.
+    offsets = a["offsets"]
+    if offsets.size:
+        offsets = np.concatenate([offsets, np.zeros(OFFSET_TAIL_BYTES, np.uint8)])
     arrays = [CArray(f"{sym}_values", wt, a["values"], "values"),
-              CArray(f"{sym}_offsets", "uint8_t", a["offsets"], "index"),
+              CArray(f"{sym}_offsets", "uint8_t", offsets, "index"),
               CArray(f"{sym}_class_block", "uint16_t", a["class_block"], "metadata"),
               CArray(f"{sym}_class_rows", "uint16_t", a["class_rows"], "metadata"),
               CArray(f"{sym}_class_start", "uint32_t", a["class_start"], "metadata"),
               CArray(f"{sym}_row_order", "uint16_t", a["row_order"], "metadata")]
     return arrays, {"n_classes": int(a["class_block"].size), "classes": enc.params["classes"]}
 
+
+#: Zero bytes after a packed layer's offsets (darb_fc_s8 loads 4 bytes from any offset byte).
+OFFSET_TAIL_BYTES = 3
 
 #: Unrolled code is split into functions of about this many multiply-adds:
 #: compilers optimise one huge function in superlinear time (512 x 512 at 1/16

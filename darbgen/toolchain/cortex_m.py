@@ -83,9 +83,11 @@ def install_image_files(folder, core_):
 
 def link_image(folder, sources, core_, output="image.elf", extra_flags=(), timeout=600):
     """Compile and link ``sources`` (in ``folder``) with the start-up code into
-    a QEMU image for ``core_``, with darbgen's strict flags. Returns its path."""
+    a QEMU image for ``core_``, with darbgen's strict flags (each function in
+    its own section, unused ones dropped). Returns its path."""
     install_image_files(folder, core_)
-    cmd = [compiler(), *host.STRICT_FLAGS, *core_.flags, *extra_flags, "-I.", "-nostartfiles",
+    cmd = [compiler(), *host.STRICT_FLAGS, *core_.flags, "-ffunction-sections", "-fdata-sections", *extra_flags,
+           "-I.", "-nostartfiles",
            "--specs=nano.specs", "-T", "darb_cortex_m.ld", "-L.", "darb_startup.c", "darb_semihost.c",
            *sources, "-o", output, "-Wl,--gc-sections", "-lc", "-lgcc"]
     host.run_compiler(cmd, cwd=folder, timeout=timeout)

@@ -4,9 +4,111 @@
  * Rows are visited class by class (all rows of one block size b together), so
  * the inner loop runs with a constant b and offset width: one kept weight per
  * block, at column block_start + offset.
+ *
+ * Blocks of 2 to 512 columns (a power of two, so 1 to 9 offset bits) have
+ * their own loops in which b is a compile-time constant: the offsets of
+ * G = 25 / bits consecutive blocks are taken from one 32-bit load at any bit
+ * position (4 bytes from the byte holding the first offset, shifted; the
+ * generator pads the offsets with 3 bytes so that the load stays inside the
+ * array), and the G multiply-adds are unrolled. Other block sizes take the
+ * general loop with the bit reader. Every path adds the same products in the
+ * same order. Offsets are little-endian bit streams, so the 32-bit load
+ * assumes a little-endian core (every Cortex-M darbgen targets).
  */
+#include <string.h>
+
 #include "darb.h"
 #include "darb_internal.h"
+
+static inline uint32_t darb_load32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);        /* one unaligned load where the core has them, bytes otherwise */
+    return v;
+}
+
+/* One class whose block is 1 << BITS. */
+#define DARB_FC_S8_POW2(BITS)                                                                        \
+    static const int8_t *darb_fc_s8_class_b##BITS(const int8_t *w, const uint8_t *src, uint32_t nblocks, \
+                                                  const uint16_t *rows, uint32_t n_rows,              \
+                                                  const darb_quant_s8 *quant, const int8_t *in,       \
+                                                  int8_t *out)                                        \
+    {                                                                                                 \
+        const uint32_t block = 1u << (BITS);                                                          \
+        const uint32_t mask = (1u << (BITS)) - 1u;                                                    \
+        const uint32_t group = 25u / (BITS);                                                          \
+        uint32_t pos = 0;                                                                             \
+        uint32_t i;                                                                                   \
+        for (i = 0; i < n_rows; ++i) {                                                                \
+            const uint32_t row = rows[i];                                                             \
+            const int8_t *x = in;                                                                     \
+            int32_t acc = quant->bias[row];                                                           \
+            uint32_t k = nblocks;                                                                     \
+            uint32_t t;                                                                               \
+            uint32_t j;                                                                               \
+            for (; k >= group; k -= group) {                                                          \
+                t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                      \
+                _Pragma("GCC unroll 25")                                                              \
+                for (j = 0; j < group; ++j) {                                                         \
+                    acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];               \
+                }                                                                                     \
+                w += group;                                                                           \
+                x += group * block;                                                                   \
+                pos += group * (BITS);                                                                \
+            }                                                                                         \
+            if (k != 0u) {                                                                            \
+                t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                      \
+                for (j = 0; j < k; ++j) {                                                             \
+                    acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];               \
+                }                                                                                     \
+                w += k;                                                                               \
+                pos += k * (BITS);                                                                    \
+            }                                                                                         \
+            out[row] = darb_output_s8(acc, (int32_t)row, quant);                                      \
+        }                                                                                             \
+        return w;                                                                                     \
+    }
+
+DARB_FC_S8_POW2(1)
+DARB_FC_S8_POW2(2)
+DARB_FC_S8_POW2(3)
+DARB_FC_S8_POW2(4)
+DARB_FC_S8_POW2(5)
+DARB_FC_S8_POW2(6)
+DARB_FC_S8_POW2(7)
+DARB_FC_S8_POW2(8)
+DARB_FC_S8_POW2(9)
+
+typedef const int8_t *(*darb_fc_s8_class_fn)(const int8_t *w, const uint8_t *src, uint32_t nblocks,
+                                             const uint16_t *rows, uint32_t n_rows, const darb_quant_s8 *quant,
+                                             const int8_t *in, int8_t *out);
+
+static const darb_fc_s8_class_fn darb_fc_s8_pow2[10] = {
+    0, darb_fc_s8_class_b1, darb_fc_s8_class_b2, darb_fc_s8_class_b3, darb_fc_s8_class_b4, darb_fc_s8_class_b5,
+    darb_fc_s8_class_b6, darb_fc_s8_class_b7, darb_fc_s8_class_b8, darb_fc_s8_class_b9,
+};
+
+/* Any block size, with the general bit reader. */
+static const int8_t *darb_fc_s8_class(const int8_t *w, const uint8_t *src, uint32_t block, uint32_t bits,
+                                      uint32_t nblocks, const uint16_t *rows, uint32_t n_rows,
+                                      const darb_quant_s8 *quant, const int8_t *in, int8_t *out)
+{
+    darb_bit_reader reader;
+    uint32_t i;
+    darb_bits_init(&reader, src, bits);
+    for (i = 0; i < n_rows; ++i) {
+        const uint32_t row = rows[i];
+        int32_t acc = quant->bias[row];
+        uint32_t k;
+        uint32_t start = 0;
+        for (k = 0; k < nblocks; ++k, start += block) {
+            acc += (int32_t)w[k] * in[start + darb_bits_next(&reader)];
+        }
+        w += nblocks;
+        out[row] = darb_output_s8(acc, (int32_t)row, quant);
+    }
+    return w;
+}
 
 void darb_fc_s8(const darb_pattern *pattern, const int8_t *values,
                 const darb_quant_s8 *quant, const int8_t *in, int8_t *out)
@@ -18,20 +120,15 @@ void darb_fc_s8(const darb_pattern *pattern, const int8_t *values,
         const uint32_t block = pattern->class_block[c];
         const uint32_t nblocks = (pattern->cols + block - 1u) / block;
         const uint32_t bits = darb_offset_bits(block);
-        darb_bit_reader reader;
-        uint32_t i;
+        const uint32_t n_rows = pattern->class_rows[c];
+        const uint16_t *rows = pattern->row_order + visited;
         /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
-        darb_bits_init(&reader, bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets, bits);
-        for (i = 0; i < pattern->class_rows[c]; ++i, ++visited) {
-            const uint32_t row = pattern->row_order[visited];
-            int32_t acc = quant->bias[row];
-            uint32_t k;
-            uint32_t start = 0;
-            for (k = 0; k < nblocks; ++k, start += block) {
-                acc += (int32_t)w[k] * in[start + darb_bits_next(&reader)];
-            }
-            w += nblocks;
-            out[row] = darb_output_s8(acc, (int32_t)row, quant);
+        const uint8_t *src = bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets;
+        if (bits >= 1u && bits <= 9u && block == (1u << bits)) {
+            w = darb_fc_s8_pow2[bits](w, src, nblocks, rows, n_rows, quant, in, out);
+        } else {
+            w = darb_fc_s8_class(w, src, block, bits, nblocks, rows, n_rows, quant, in, out);
         }
+        visited += n_rows;
     }
 }
