@@ -6,6 +6,7 @@ The tests that build CMSIS-DSP download its source from PyPI once (into the
 default cache, ~/.cache/darbgen or $XDG_CACHE_HOME/darbgen) and skip loudly
 when there is no network."""
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,4 +176,11 @@ def test_default_cache_honours_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cmsis.default_cache_dir() == tmp_path / "darbgen" / "cmsisdsp-1.10.3"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert cmsis.default_cache_dir() == cmsis.Path.home() / ".cache" / "darbgen" / "cmsisdsp-1.10.3"
+    assert cmsis.default_cache_dir() == Path.home() / ".cache" / "darbgen" / "cmsisdsp-1.10.3"
+
+
+def test_a_foreign_folder_is_never_touched(tmp_path):
+    (tmp_path / "mine.txt").write_text("not CMSIS")
+    with pytest.raises(DarbgenError, match="is not a CMSIS-DSP 1.10.3 folder .* darbgen leaves it alone"):
+        cmsis.fetch_cmsis_dsp(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]

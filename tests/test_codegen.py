@@ -277,3 +277,37 @@ def test_harness_handles_many_layers_and_clashing_names(rng, gcc):
 def test_expf_keeps_nan(tmp_path):
     x = np.array([np.nan, 1.0], np.float32)
     assert np.isnan(expf(x)[0]) and np.isnan(sigmoidf(x)[0]) and np.isnan(tanhf(x)[0])
+
+
+def test_requantize_matches_the_gemmlowp_steps(tmp_path, rng, gcc):
+    """darb_requantize's short form equals the textbook SaturatingRounding-
+    DoublingHighMul + RoundingDivideByPOT of the reference, on edge cases and
+    half a million random triples (under UBSan and ASan)."""
+    import subprocess
+    from pathlib import Path
+
+    from darbgen.quantize import requantize_s8
+    from darbgen.resources import runtime_c_dir
+    from darbgen.toolchain import host
+
+    n = 500_000
+    m = np.concatenate([[0, 1, 1 << 30, (1 << 31) - 1], rng.integers(1 << 30, 1 << 31, n)])
+    shift = np.concatenate([[0, -31, -1, 0], rng.integers(-31, 8, n)])
+    x = rng.integers(-(1 << 31), 1 << 31, m.size)
+    x[:4] = [-(1 << 31), (1 << 31) - 1, -1, 1]
+    edges = np.array([-(1 << 31), (1 << 31) - 1, 0, 1, -1, 1 << 20, -(1 << 20), 3, -3])
+    x[4:4 + 3 * edges.size] = np.tile(edges, 3)
+    left = np.maximum(shift, 0)
+    x = np.where(left > 0, x >> (left + 1), x)               # a left shift must not overflow (as in the kernels)
+    triples = np.stack([x, m, shift], axis=1).astype("<i4")
+    (tmp_path / "in.bin").write_bytes(triples.tobytes())
+    probe = Path(__file__).parent / "c" / "requant_probe.c"
+    rt = runtime_c_dir()
+    subprocess.run([gcc, *host.STRICT_FLAGS, *host.SANITIZE_FLAGS, "-I", str(rt / "include"), str(probe),
+                    str(rt / "src" / "darb_output.c"), str(rt / "src" / "darb_math_f32.c"), "-o", "probe"],
+                   cwd=tmp_path, check=True)
+    subprocess.run(["./probe", "in.bin", "out.bin"], cwd=tmp_path, check=True)
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<i4")
+    want = requantize_s8(x, m, shift)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"{bad.size} differ, first {triples[bad[0]]}: C {got[bad[0]]}, reference {want[bad[0]]}"

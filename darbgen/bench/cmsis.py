@@ -191,6 +191,12 @@ def _extract(sdist, folder):
     (folder / _PROVENANCE).write_text(f"cmsisdsp {CMSIS_DSP_VERSION} sha256 {digest}\n")
 
 
+def _not_cmsis(folder):
+    return DarbgenError(f"{folder} exists and is not a CMSIS-DSP {CMSIS_DSP_VERSION} folder (it lacks some of "
+                        f"{', '.join(CMSIS_FILES)}); darbgen leaves it alone: pass a new or empty cache_dir, "
+                        f"or delete it")
+
+
 def fetch_cmsis_dsp(cache_dir=None):
     """The folder holding CMSIS-DSP's ``arm_mat_vec_mult_q7.c`` and the headers it needs.
 
@@ -205,6 +211,8 @@ def fetch_cmsis_dsp(cache_dir=None):
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if _is_complete(folder):
         return folder
+    if folder.exists() and not (folder.is_dir() and not any(folder.iterdir())):
+        raise _not_cmsis(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -222,9 +230,7 @@ def fetch_cmsis_dsp(cache_dir=None):
             os.replace(tree, folder)
         except OSError:
             if not _is_complete(folder):              # else another process finished first: use its copy
-                raise DarbgenError(f"{folder} exists and is not a CMSIS-DSP {CMSIS_DSP_VERSION} folder (it lacks "
-                                   f"some of {', '.join(CMSIS_FILES)}); darbgen leaves it alone: pass a new or "
-                                   f"empty cache_dir, or delete it") from None
+                raise _not_cmsis(folder) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return folder

@@ -234,6 +234,40 @@ void darb_widen_s8(const int8_t *in, int16_t *out, uint32_t n, int32_t zero_poin
 void darb_narrow_s8(const int16_t *in, int8_t *out, uint32_t n, int32_t multiplier, int32_t shift);
 
 /* ---- output stages (also called by unrolled generated code) ---------------- */
+/*
+ * gemmlowp's MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul,
+ * then RoundingDivideByPOT) for a multiplier in [0, 2^31), in few operations:
+ * with such a multiplier the doubling high multiply never saturates and equals
+ * (x * m + 2^30) >> 31 for either sign of the product (its nudge of 1 - 2^30
+ * for negative products and the truncating division combine to that), and
+ * the rounding division by 2^e (half away from zero) is
+ * (v + 2^(e-1) - (v < 0)) >> e, done in 64 bits so it cannot overflow.
+ * tests/c/requant_probe.c checks it against the textbook steps.
+ */
+static inline int32_t darb_requantize_fast(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int64_t ab = (int64_t)(int32_t)((uint32_t)x << left) * multiplier;
+    const int64_t high = (ab + ((int64_t)1 << 30)) >> 31;
+    if (right == 0) {
+        return (int32_t)high;
+    }
+    return (int32_t)((high + ((int64_t)1 << (right - 1)) - (high < 0 ? 1 : 0)) >> right);
+}
+
+/* darb_output_s8 for kernels to inline: requantize, zero point, clamp, table. */
+static inline int8_t darb_output_s8_fast(int32_t acc, uint32_t row, const darb_quant_s8 *quant)
+{
+    int32_t v = darb_requantize_fast(acc, quant->multiplier[row], quant->shift[row]) + quant->output_offset;
+    v = v < quant->act_min ? quant->act_min : v;
+    v = v > quant->act_max ? quant->act_max : v;
+    if (quant->lut != 0) {
+        v = quant->lut[v + 128];
+    }
+    return (int8_t)v;
+}
+
 int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant);
 int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant);
 /* the int16 activation table lookup (513 entries, linear between them) */

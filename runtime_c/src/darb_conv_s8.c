@@ -43,7 +43,7 @@ void darb_conv_s8(const darb_pattern *pattern, const darb_conv_geometry *geometr
                     for (k = 0; k < nblocks; ++k, start += block) {
                         acc += (int32_t)w[k] * darb_conv_input_s8(geometry, in, start + darb_bits_next(&reader), oy, ox);
                     }
-                    out[(row * geometry->out_h + oy) * geometry->out_w + ox] = darb_output_s8(acc, (int32_t)row, quant);
+                    out[(row * geometry->out_h + oy) * geometry->out_w + ox] = darb_output_s8_fast(acc, row, quant);
                 }
             }
             w += nblocks;
@@ -68,7 +68,7 @@ void darb_csr_conv_s8(const darb_csr_pattern *pattern, const darb_conv_geometry 
                     const uint32_t col = pattern->col8 != 0 ? pattern->col8[k] : pattern->col16[k];
                     acc += (int32_t)values[k] * darb_conv_input_s8(geometry, in, col, oy, ox);
                 }
-                out[(row * geometry->out_h + oy) * geometry->out_w + ox] = darb_output_s8(acc, (int32_t)row, quant);
+                out[(row * geometry->out_h + oy) * geometry->out_w + ox] = darb_output_s8_fast(acc, row, quant);
             }
         }
     }
@@ -89,7 +89,7 @@ void darb_dense_conv_s8(const darb_dense_shape *shape, const darb_conv_geometry 
                 for (j = 0; j < shape->cols; ++j) {
                     acc += (int32_t)w[j] * darb_conv_input_s8(geometry, in, j, oy, ox);
                 }
-                out[(row * geometry->out_h + oy) * geometry->out_w + ox] = darb_output_s8(acc, (int32_t)row, quant);
+                out[(row * geometry->out_h + oy) * geometry->out_w + ox] = darb_output_s8_fast(acc, row, quant);
             }
         }
     }

@@ -24,6 +24,6 @@ void darb_csr_fc_s8(const darb_csr_pattern *pattern, const int8_t *values,
                 acc += (int32_t)values[k] * in[pattern->col16[k]];
             }
         }
-        out[row] = darb_output_s8(acc, (int32_t)row, quant);
+        out[row] = darb_output_s8_fast(acc, row, quant);
     }
 }

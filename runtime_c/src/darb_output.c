@@ -4,38 +4,16 @@
  *
  * The integer steps are those of gemmlowp / TensorFlow Lite; darbgen's
  * NumPy reference (darbgen/quantize.py) performs the same steps, so results
- * agree bit for bit. Right shifts of negative values are arithmetic on every
- * compiler darbgen supports (gcc, arm-none-eabi-gcc).
+ * agree bit for bit. The int8 steps live in darb.h (darb_requantize_fast,
+ * darb_output_s8_fast) so that kernels can inline them. Right shifts of
+ * negative values are arithmetic on every compiler darbgen supports (gcc,
+ * arm-none-eabi-gcc).
  */
 #include "darb.h"
 
-/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturated. */
-static int32_t darb_doubling_high_mul(int32_t a, int32_t b)
-{
-    int64_t ab;
-    int64_t nudge;
-    if (a == b && a == INT32_MIN) {
-        return INT32_MAX;
-    }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-}
-
-/* gemmlowp RoundingDivideByPOT: x / 2^exponent, rounded half away from zero. */
-static int32_t darb_rounding_divide_by_pot(int32_t x, int32_t exponent)
-{
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
-
 int32_t darb_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    return darb_rounding_divide_by_pot(darb_doubling_high_mul(x * ((int32_t)1 << left), multiplier), right);
+    return darb_requantize_fast(x, multiplier, shift);
 }
 
 int32_t darb_lut_s16(const int16_t *lut, int32_t v)
@@ -51,18 +29,7 @@ int32_t darb_lut_s16(const int16_t *lut, int32_t v)
 
 int8_t darb_output_s8(int32_t acc, int32_t row, const darb_quant_s8 *quant)
 {
-    int32_t v = darb_requantize(acc, quant->multiplier[row], quant->shift[row]);
-    v += quant->output_offset;
-    if (v < quant->act_min) {
-        v = quant->act_min;
-    }
-    if (v > quant->act_max) {
-        v = quant->act_max;
-    }
-    if (quant->lut != 0) {
-        v = quant->lut[v + 128];
-    }
-    return (int8_t)v;
+    return darb_output_s8_fast(acc, (uint32_t)row, quant);
 }
 
 int16_t darb_output_s16(int64_t acc, int32_t row, const darb_quant_s16 *quant)
