@@ -90,11 +90,13 @@ def _parser():
     ge.add_argument("--layers", metavar="A,B", help="comma-separated layer names to generate (default: all)")
     ge.add_argument("--verify", action="store_true", help="compile with the host gcc, run on random and edge "
                     "inputs and compare with the reference bit for bit; exit 1 on any difference")
+    ge.add_argument("--target", default="host", choices=TARGETS, help="with --verify: where the C runs, host "
+                    "(gcc) or a Cortex-M core (arm-none-eabi-gcc, in QEMU) (default: host)")
     ge.add_argument("--sanitize", action="store_true", help="with --verify: build with "
                     "-fsanitize=address,undefined")
-    ge.add_argument("--size-target", choices=("cortex-m4", "host"),
-                    help="compile for this target to count code bytes (default: cortex-m4 when "
-                         "arm-none-eabi-gcc is installed, else host)")
+    ge.add_argument("--size-target", choices=TARGETS,
+                    help="compile for this target to count code bytes (default: the --target core, else "
+                         "cortex-m4 when arm-none-eabi-gcc is installed, else host)")
     ge.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ge.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
 
@@ -326,7 +328,13 @@ def cmd_generate(args):
     module = generate(layers, dtype=args.dtype, kernel=args.kernel, prefix=args.prefix or default_prefix(
         args.input, model_name), calib=calib, percentile=args.percentile, command=command,
         chain=model_name is not None and not isinstance(calib, dict))
-    target = args.size_target
+    if args.target != "host" and not args.verify:
+        raise DarbgenError("--target chooses where --verify runs the C; add --verify (or use --size-target for "
+                           "code sizes only)")
+    if args.sanitize and args.target != "host":
+        raise DarbgenError("--sanitize runs on the host only; verify with --sanitize on the host, then with "
+                           "--target on the core")
+    target = args.size_target or (args.target if args.target != "host" else None)
     if target is None:
         target = "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"
         if target == "host":
@@ -337,8 +345,9 @@ def cmd_generate(args):
     sizes = measure(module, target)
     result = None
     if args.verify:
-        _progress("verifying with the host gcc against the reference...")
-        result = verify(module, sanitize=args.sanitize, raise_on_mismatch=False)
+        where = "the host gcc" if args.target == "host" else f"{args.target} in QEMU"
+        _progress(f"verifying on {where} against the reference...")
+        result = verify(module, sanitize=args.sanitize, raise_on_mismatch=False, target=args.target)
     module.write(args.out, force=args.force)
     summary = generate_summary(module, sizes, result, args.out, notes)
     print(to_json(summary) if args.json else _generate_table(summary))

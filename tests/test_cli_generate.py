@@ -131,3 +131,16 @@ def test_generate_help_points_to_the_docs(capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "docs/codegen.md" in text and "--verify" in text and "--kernel" in text
+
+
+def test_generate_verify_on_a_core(pruned, tmp_path, capsys, qemu):
+    code, out, err = run(["generate", pruned, "--out", tmp_path / "c", "--verify", "--target", "cortex-m33",
+                          "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["verified"] is True and report["size_target"] == "cortex-m33"
+    code, out, err = run(["generate", pruned, "--out", tmp_path / "d", "--target", "cortex-m33"], capsys)
+    assert code == 2 and "add --verify" in err
+    code, out, err = run(["generate", pruned, "--out", tmp_path / "e", "--verify", "--sanitize", "--target",
+                          "cortex-m4"], capsys)
+    assert code == 2 and "--sanitize runs on the host only" in err

@@ -145,3 +145,14 @@ def test_packed_int8_every_offset_width(rng, gcc, qemu):
     assert verify(module, cc=gcc, n_random=6, sanitize=True).ok
     assert verify(module, target="cortex-m0plus", n_random=6).ok
     assert verify(module, target="cortex-m7", n_random=6).ok
+
+
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55", "cortex-m3"])
+def test_dense_int8_dsp_path_matches(rng, qemu, core):
+    """The two-row SMLAD loop (DSP cores) and the plain loop, with column and
+    row counts that leave tails, bit-exact with the reference."""
+    for rows, cols in ((7, 13), (6, 16), (1, 3), (9, 64)):
+        layer = Dense("d", rng.standard_normal((rows, cols)).astype(np.float32), activation="relu")
+        module = generate([layer], dtype="int8", kernel="dense", prefix="dn", calib=rng.standard_normal((16, cols)))
+        result = verify(module, target=core, n_random=8)
+        assert result.ok, result.describe()

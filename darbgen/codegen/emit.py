@@ -498,7 +498,7 @@ def runtime_files(kernels):
         elif kernel == "csr":
             names.append(f"src/darb_csr_fc_{sfx}.c")
         elif kernel == "dense":
-            names.append(f"src/darb_dense_fc_{sfx}.c")
+            names += ["src/darb_internal.h", f"src/darb_dense_fc_{sfx}.c"]
         elif kernel == "softmax":
             names.append("src/darb_softmax.c")
         elif kernel == "pool":

@@ -15,17 +15,8 @@
  * same order. Offsets are little-endian bit streams, so the 32-bit load
  * assumes a little-endian core (every Cortex-M darbgen targets).
  */
-#include <string.h>
-
 #include "darb.h"
 #include "darb_internal.h"
-
-static inline uint32_t darb_load32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);        /* one unaligned load where the core has them, bytes otherwise */
-    return v;
-}
 
 /* One class whose block is 1 << BITS, GROUP blocks per 32-bit load. When
  * GROUP * BITS is a whole number of bytes (STEP bytes), a row's offsets keep

@@ -5,8 +5,48 @@
 #define DARB_INTERNAL_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "darb.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+/* The Armv7E-M / Armv8-M DSP instructions the int8 kernels use (Cortex-M4,
+ * M7, M33, M55), one instruction each, as inline assembly: gcc schedules its
+ * builtins worse (more register spills) in the unrolled loops. */
+#define DARB_HAVE_DSP 1
+/* sign-extend bytes 0 and 2 to two int16 halves */
+static inline uint32_t darb_sxtb16(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* sign-extend bytes 1 and 3 to two int16 halves */
+static inline uint32_t darb_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* acc + lo(a) * lo(b) + hi(a) * hi(b), int16 halves */
+static inline int32_t darb_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+#endif
+
+/* Four bytes from any address (one load where the core allows unaligned
+ * loads, bytes otherwise), little-endian. */
+static inline uint32_t darb_load32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 
 /* Bits of an in-block offset 0..b-1: ceil(log2 b), 0 for b = 1. */
 static inline uint32_t darb_offset_bits(uint32_t block)
