@@ -10,7 +10,7 @@ goals: at the highest pruning ratio that keeps the int8 C's accuracy within
 0.5 percentage points of the original float model, at most 1/4 of emlearn's
 model flash and at most 1/5 of its instructions.
 
-Run it from the repository root (about 3 minutes on two cores)::
+Run it from the repository root (about 2 minutes on two cores)::
 
     .venv/bin/python examples/compare_emlearn.py            # a table
     .venv/bin/python examples/compare_emlearn.py --json     # one JSON object on stdout
@@ -516,6 +516,9 @@ def _row(report, label, options):
            "verified": bool(report["verified"]), "target": report["target"], "options": options}
     if "instructions" in report:
         row["instructions"] = int(report["instructions"])
+        row["layers"] = {layer["name"]: {"kernel": layer["kernel"], "instructions": layer.get("instructions"),
+                                         "flash_bytes": layer["flash_bytes"], "ratio": layer.get("ratio")}
+                         for layer in report["layers"]}
     return row
 
 
@@ -662,9 +665,26 @@ def format_text(res):
                       f"{b['instructions']:,}", f"{b['instructions_vs_emlearn']:.3f}", _pct(b["accuracy"]),
                       f"{b['accuracy_drop_points']:.2f}"])
     widths = [max(len(str(r[i])) for r in [head] + table) for i in range(len(head))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def fmt(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     lines += [fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in table] + [""]
 
+    lines.append(f"instructions per layer on {res['core']} (kernel, ratio):")
+    for key in names:
+        if key in res["builds"]:
+            cells = [f"{n} {v['instructions']:,} ({v['kernel']}" + (f", {v['ratio']:.2f}x)" if v["ratio"] else ")")
+                     for n, v in res["builds"][key]["layers"].items()]
+            lines.append(f"  {key:>13}: " + ", ".join(cells))
+    lines.append("")
+    lines.append(f"one-shot DARB sweep, int8 C accuracy on the host (model-wide ratio in brackets); limit "
+                 f"{_pct(orig - res['tolerance_points'] / 100)}:")
+    for label, _ in VARIANTS:
+        cells = [f"r={r['options']['ratio']:g} ({r['ratio']:.2f}x) {_pct(r['accuracy'])}"
+                 for r in res["sweep"] if r["label"] == label]
+        if cells:
+            lines.append(f"  {label:>10}: " + ", ".join(cells))
     best = res["chosen"]
     if best is None:
         lines.append(f"no swept ratio keeps darbgen's int8 C within {res['tolerance_points']:.1f} points of the "
@@ -678,7 +698,7 @@ def format_text(res):
         parts = []
         for what, label in (("flash", "flash"), ("instructions", "instructions")):
             x = g[what]
-            verdict = "met" if x["met"] else f"MISSED by {100 * x['over_by']:.1f}% (limit {x['limit']:,.0f})"
+            verdict = "met" if x["met"] else f"MISSED: {1 + x['over_by']:.2f}x the limit of {x['limit']:,.0f}"
             parts.append(f"{label} {x['share']:.3f} of emlearn (goal <= {x['goal']:.2f}): {verdict}")
         lines.append(f"goals, {kernel}: " + "; ".join(parts))
     if res["goals"] and not any(g["both_met"] for g in res["goals"].values()):
@@ -696,11 +716,16 @@ def format_text(res):
                  f"{et['input_index']} -> class {et['class']}, scikit-learn's.")
     lines.append(f"emlearn writes each weight with 6 decimals: {eml['weights_changed_by_six_decimals']:,} of "
                  f"{eml['weights_and_biases']:,} float32 values change, {eml['weights_zeroed_by_six_decimals']:,} "
-                 f"become 0 (by at most {eml['largest_six_decimal_change']:.2g}). Its 'inline' method fails: {eml['inline_error'] or 'it works'}.")
+                 f"become 0 (by at most {eml['largest_six_decimal_change']:.2g}). Its 'inline' method: "
+                 f"{'fails, ' + eml['inline_error'] if eml['inline_error'] else 'works'}.")
     lines.append("darbgen instructions: one whole-model call on a calibration input; emlearn: one "
                  "<prefix>_predict call on the test digit. darbgen's accuracy: its C run in QEMU; emlearn's: "
                  "its C on the host.")
     lines += [f"note: {n}" for n in res["notes"]]
+    tree = res.get("tree")
+    if tree:
+        mods = ", ".join(tree["modified"]) or "none"
+        lines.append(f"darbgen checkout {tree['commit'][:12]}, locally modified: {mods}")
     lines.append(f"total time {res['seconds']:.0f} s")
     return "\n".join(lines)
 

@@ -132,7 +132,7 @@ def test_packed_int8_every_offset_width(rng, gcc, qemu):
     """darb_fc_s8's paths: blocks of 1 to 512 (0 to 9 offset bits, rows that
     start mid-byte) and blocks that are not a power of two (the bit reader),
     bit-exact on the host under the sanitizers (the 32-bit offset loads stay
-    inside the array) and on a core without unaligned loads."""
+    inside the array), on a core without unaligned loads and on the MVE core."""
     from darbgen.pruning.vectorized import block_max_mask
 
     cols = 600
@@ -145,6 +145,7 @@ def test_packed_int8_every_offset_width(rng, gcc, qemu):
     assert verify(module, cc=gcc, n_random=6, sanitize=True).ok
     assert verify(module, target="cortex-m0plus", n_random=6).ok
     assert verify(module, target="cortex-m7", n_random=6).ok
+    assert verify(module, target="cortex-m55", n_random=6).ok                      # the MVE gather loop
 
 
 @pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55", "cortex-m3"])

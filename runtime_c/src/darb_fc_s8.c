@@ -94,6 +94,82 @@ static const darb_fc_s8_class_fn darb_fc_s8_pow2[10] = {
     darb_fc_s8_class_b6, darb_fc_s8_class_b7, darb_fc_s8_class_b8, darb_fc_s8_class_b9,
 };
 
+#ifdef DARB_HAVE_MVE
+/* MVE (Cortex-M55): four blocks per vector step. Their offsets come out of
+ * the 32-bit offset load as a vector (duplicate, shift lane by lane, mask),
+ * plus 0, b, 2b, 3b; one gather load fetches the four inputs, one load the
+ * four weights, and VMLADAVA adds the four products to the accumulator.
+ * GROUP (a multiple of 4) blocks per offset load, as in the scalar loops. */
+#define DARB_FC_S8_MVE(BITS, GROUP, STEP)                                                            \
+    static const int8_t *darb_fc_s8_mve_b##BITS(const int8_t *w, const uint8_t *src, uint32_t nblocks, \
+                                                const uint16_t *rows, uint32_t n_rows,                \
+                                                const darb_quant_s8 *quant, const int8_t *in,         \
+                                                int8_t *out)                                          \
+    {                                                                                                 \
+        const uint32_t block = 1u << (BITS);                                                          \
+        const uint32_t mask = block - 1u;                                                             \
+        const int32_t shift_lanes[4] = { 0, -(BITS), -2 * (BITS), -3 * (BITS) };                      \
+        const uint32_t block_lanes[4] = { 0u, block, 2u * block, 3u * block };                        \
+        const int32x4_t shifts = vld1q_s32(shift_lanes);                                              \
+        const uint32x4_t starts = vld1q_u32(block_lanes);                                             \
+        const uint32x4_t masks = vdupq_n_u32(mask);                                                   \
+        uint32_t pos = 0;                                                                             \
+        uint32_t i;                                                                                   \
+        for (i = 0; i < n_rows; ++i) {                                                                \
+            const uint32_t row = rows[i];                                                             \
+            const int8_t *x = in;                                                                     \
+            const uint8_t *p = src + (pos >> 3);                                                      \
+            const uint32_t phase = pos & 7u;                                                          \
+            int32_t acc = quant->bias[row];                                                           \
+            uint32_t k = nblocks;                                                                     \
+            uint32_t t;                                                                               \
+            uint32_t v;                                                                               \
+            for (; k >= (GROUP); k -= (GROUP)) {                                                      \
+                if ((STEP) != 0u) {                                                                   \
+                    t = darb_load32(p) >> phase;                                                      \
+                    p += (STEP);                                                                      \
+                } else {                                                                              \
+                    t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                  \
+                    pos += (GROUP) * (BITS);                                                          \
+                }                                                                                     \
+                _Pragma("GCC unroll 8")                                                               \
+                for (v = 0; v < (GROUP) / 4u; ++v) {                                                  \
+                    const uint32x4_t o = vaddq_u32(                                                   \
+                        vandq_u32(vshlq_u32(vdupq_n_u32(t >> (4u * v * (BITS))), shifts), masks), starts); \
+                    acc = vmladavaq_s32(acc, vldrbq_gather_offset_s32(x + 4u * v * block, o),        \
+                                        vldrbq_s32(w + 4u * v));                                      \
+                }                                                                                     \
+                w += (GROUP);                                                                         \
+                x += (GROUP) * block;                                                                 \
+            }                                                                                         \
+            if ((STEP) != 0u) {                                                                       \
+                pos = (uint32_t)(p - src) * 8u + phase;                                               \
+            }                                                                                         \
+            for (; k != 0u; --k) {                                                                    \
+                acc += (int32_t)*w++ * x[(darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask];       \
+                x += block;                                                                           \
+                pos += (BITS);                                                                        \
+            }                                                                                         \
+            out[row] = darb_output_s8_fast(acc, row, quant);                                          \
+        }                                                                                             \
+        return w;                                                                                     \
+    }
+
+/* bits, blocks per offset load (4 * vectors, at most 25 bits, or 32 whole bytes), bytes per load or 0 */
+DARB_FC_S8_MVE(1, 16, 2)
+DARB_FC_S8_MVE(2, 8, 2)
+DARB_FC_S8_MVE(3, 8, 3)
+DARB_FC_S8_MVE(4, 4, 2)
+DARB_FC_S8_MVE(5, 4, 0)
+DARB_FC_S8_MVE(6, 4, 3)
+DARB_FC_S8_MVE(8, 4, 4)
+
+static const darb_fc_s8_class_fn darb_fc_s8_mve[9] = {
+    0, darb_fc_s8_mve_b1, darb_fc_s8_mve_b2, darb_fc_s8_mve_b3, darb_fc_s8_mve_b4, darb_fc_s8_mve_b5,
+    darb_fc_s8_mve_b6, 0, darb_fc_s8_mve_b8,
+};
+#endif
+
 /* Any block size, with the general bit reader. */
 static const int8_t *darb_fc_s8_class(const int8_t *w, const uint8_t *src, uint32_t block, uint32_t bits,
                                       uint32_t nblocks, const uint16_t *rows, uint32_t n_rows,
@@ -130,6 +206,13 @@ void darb_fc_s8(const darb_pattern *pattern, const int8_t *values,
         const uint16_t *rows = pattern->row_order + visited;
         /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
         const uint8_t *src = bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets;
+#ifdef DARB_HAVE_MVE
+        if (bits >= 1u && bits <= 8u && darb_fc_s8_mve[bits] != 0 && block == (1u << bits)) {
+            w = darb_fc_s8_mve[bits](w, src, nblocks, rows, n_rows, quant, in, out);
+            visited += n_rows;
+            continue;
+        }
+#endif
         if (bits >= 1u && bits <= 9u && block == (1u << bits)) {
             w = darb_fc_s8_pow2[bits](w, src, nblocks, rows, n_rows, quant, in, out);
         } else {

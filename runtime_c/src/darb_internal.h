@@ -39,6 +39,12 @@ static inline int32_t darb_smlad(uint32_t a, uint32_t b, int32_t acc)
 }
 #endif
 
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+/* Armv8.1-M MVE (Helium) integer vectors (Cortex-M55). */
+#define DARB_HAVE_MVE 1
+#include <arm_mve.h>
+#endif
+
 /* Four bytes from any address (one load where the core allows unaligned
  * loads, bytes otherwise), little-endian. */
 static inline uint32_t darb_load32(const void *p)
