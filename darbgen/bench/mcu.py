@@ -62,10 +62,12 @@ KERNELS = ("cmsis_dense_q7", "dense", "csr", "bsr4x4", "bmwm", "darb_packed", "d
 _NOT_KERNEL = ("darb_harness", "darb_stack_call", "darb_sh_", "darb_reset_handler", "darb_fault")
 
 
-def matrix(rows, cols, seed=0):
-    """Random weights with a log-normal scale per row (rows of different density after pruning)."""
+def matrix(rows, cols, seed=0, spread=0.7):
+    """Random weights with a log-normal scale per row, exp(spread * N(0, 1)):
+    rows of different density after pruning, as in trained layers (0: every
+    row alike)."""
     rng = np.random.default_rng(seed)
-    scale = np.exp(0.7 * rng.standard_normal((rows, 1)))
+    scale = np.exp(spread * rng.standard_normal((rows, 1)))
     return (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
 
 
@@ -194,7 +196,7 @@ def _cmsis(core, layer, calib, shape):
                 values_bytes=r["data_bytes"], index_bytes=0, metadata_bytes=0, params_bytes=0, verified=True)
 
 
-def run(core="cortex-m4", shapes=SHAPES, ratios=RATIOS, kernels=KERNELS, progress=None, seed=0):
+def run(core="cortex-m4", shapes=SHAPES, ratios=RATIOS, kernels=KERNELS, progress=None, seed=0, spread=0.7):
     """Measure every (shape, ratio, kernel) on ``core``; returns the result object."""
     import darbgen
     from ..graph import Dense
@@ -202,7 +204,7 @@ def run(core="cortex-m4", shapes=SHAPES, ratios=RATIOS, kernels=KERNELS, progres
     say = progress or (lambda message: None)
     rows = []
     for shape in shapes:
-        w = matrix(*shape, seed=seed)
+        w = matrix(*shape, seed=seed, spread=spread)
         calib = np.random.default_rng(seed + 1).standard_normal((64, shape[1]))
         dense = Dense("fc", w)
         fixed = {}
@@ -237,7 +239,7 @@ def run(core="cortex-m4", shapes=SHAPES, ratios=RATIOS, kernels=KERNELS, progres
                 else:
                     layer = pruned(method, **options)
                 rows.append(_ours(core, layer, kernel, calib, shape, ratio, name))
-    return {"core": core, "rows": rows, "goals": goals(rows, core)}
+    return {"core": core, "spread": spread, "seed": seed, "rows": rows, "goals": goals(rows, core)}
 
 
 def goals(rows, core):
@@ -269,7 +271,7 @@ def table(result):
     from ..report import table as text_table
 
     lines = [f"int8 fully connected layers on {result['core']} (instructions counted in QEMU, every output "
-             f"bit-exact with the reference)", ""]
+             f"bit-exact with the reference; row scale spread {result['spread']:g}, seed {result['seed']})", ""]
     rows = [[r["shape"], str(r["ratio"]), r["kernel"], f"{r['instructions']:,}", f"{r['instructions_per_kept']:.2f}",
              f"{r['code_bytes']:,}", f"{r['data_bytes']:,}", str(r.get("values_bytes", "")),
              str(r.get("index_bytes", "")), str(r.get("metadata_bytes", "")), str(r.get("compile_s", "-"))]
@@ -296,6 +298,9 @@ def main(argv=None):
     parser.add_argument("--shapes", default="512x512,512x128", help="rows x cols list (default 512x512,512x128)")
     parser.add_argument("--ratios", default="4,8,16", help="pruning ratios (default 4,8,16)")
     parser.add_argument("--kernels", default=",".join(KERNELS), help=f"subset of {','.join(KERNELS)}")
+    parser.add_argument("--spread", type=float, default=0.7, help="row scales exp(spread * N(0,1)): how much row "
+                        "densities differ after pruning (default 0.7; 0: all rows alike)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     try:
@@ -308,8 +313,8 @@ def main(argv=None):
     if bad:
         parser.error(f"unknown kernel {bad[0]!r}; choose from {', '.join(KERNELS)}")
     try:
-        result = run(args.core, shapes, ratios, kernels,
-                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+        result = run(args.core, shapes, ratios, kernels, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                     seed=args.seed, spread=args.spread)
     except DarbgenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
