@@ -113,9 +113,10 @@ def test_packed_falls_back_to_csr_for_other_masks(rng):
     m = module_for(rng, layers=[layer])
     assert m.layers[0].kernel == "csr" and "darb_csr_fc_s8.c" in m.files and "darb_fc_s8.c" not in m.files
     assert "not a DARB / BMWM pattern" in m.extra["notes"][0]
-    dense = Dense("whole", rng.standard_normal((4, 9)).astype(np.float32))     # unpruned: blocks of 1
+    dense = Dense("whole", rng.standard_normal((4, 9)).astype(np.float32))     # unpruned: the dense kernel
     m = module_for(rng, layers=[dense])
-    assert m.layers[0].kernel == "packed" and m.layers[0].data_bytes()["index"] == 0
+    assert m.layers[0].kernel == "dense" and m.layers[0].data_bytes()["index"] == 0
+    assert "whole: not pruned, so it uses the dense kernel" in m.extra["notes"]
 
 
 def test_too_large_layers_are_refused(rng):

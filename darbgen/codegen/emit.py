@@ -684,7 +684,8 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         else:
             layer_kernel = _layer_kernel(q.layer, kernel)
             if layer_kernel != kernel:
-                notes.append(f"{q.name}: its mask is not a DARB / BMWM pattern, so it uses the {layer_kernel} kernel")
+                notes.append(f"{q.name}: not pruned, so it uses the dense kernel" if layer_kernel == "dense" else
+                             f"{q.name}: its mask is not a DARB / BMWM pattern, so it uses the {layer_kernel} kernel")
             ctx, arrays = _layer_context(q, sym, layer_kernel, prefix)
             template = "dense_layer"
         ctx["banner"] = banner
@@ -744,10 +745,10 @@ def _quantizations_connect(qs):
 
 def _layer_kernel(layer, kernel):
     """The kernel a dense / convolution layer gets: ``packed`` needs a DARB or
-    BMWM pattern (or an unpruned layer, packed as blocks of 1); other masks
-    fall back to ``csr``."""
-    if kernel == "packed" and layer.block_sizes is None and not layer.mask.all():
-        return "csr"
+    BMWM pattern; an unpruned layer takes ``dense`` (the same bytes, a faster
+    loop) and other masks fall back to ``csr``."""
+    if kernel == "packed" and layer.block_sizes is None:
+        return "dense" if layer.mask.all() else "csr"
     return kernel
 
 

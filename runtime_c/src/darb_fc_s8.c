@@ -206,6 +206,21 @@ void darb_fc_s8(const darb_pattern *pattern, const int8_t *values,
         const uint16_t *rows = pattern->row_order + visited;
         /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
         const uint8_t *src = bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets;
+        if (block == 1u) {
+            /* every column kept: a dense row */
+            uint32_t i;
+            for (i = 0; i < n_rows; ++i) {
+                int32_t acc = quant->bias[rows[i]];
+                uint32_t j;
+                for (j = 0; j < pattern->cols; ++j) {
+                    acc += (int32_t)w[j] * in[j];
+                }
+                w += pattern->cols;
+                out[rows[i]] = darb_output_s8_fast(acc, rows[i], quant);
+            }
+            visited += n_rows;
+            continue;
+        }
 #ifdef DARB_HAVE_MVE
         if (bits >= 1u && bits <= 8u && darb_fc_s8_mve[bits] != 0 && block == (1u << bits)) {
             w = darb_fc_s8_mve[bits](w, src, nblocks, rows, n_rows, quant, in, out);
