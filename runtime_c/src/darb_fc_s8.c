@@ -21,7 +21,8 @@
 /* One class whose block is 1 << BITS, GROUP blocks per 32-bit load. When
  * GROUP * BITS is a whole number of bytes (STEP bytes), a row's offsets keep
  * the same bit phase, so each group is one load from a pointer that steps by
- * STEP bytes and one shift; otherwise (STEP 0) the position is counted in bits. */
+ * STEP bytes and one shift; otherwise (STEP 0) the position is counted in bits.
+ * Rows of 1, 2, 4 or 8 bits that start on a byte first take whole words. */
 #define DARB_FC_S8_POW2(BITS, GROUP, STEP)                                                           \
     static const int8_t *darb_fc_s8_class_b##BITS(const int8_t *w, const uint8_t *src, uint32_t nblocks, \
                                                   const uint16_t *rows, uint32_t n_rows,              \
@@ -41,6 +42,20 @@
             uint32_t k = nblocks;                                                                     \
             uint32_t t;                                                                               \
             uint32_t j;                                                                               \
+            if (8u % (BITS) == 0u && phase == 0u) {                                                   \
+                /* a byte-aligned row of 1, 2, 4 or 8 bits: a full word of offsets per load */       \
+                for (; k >= 32u / (BITS); k -= 32u / (BITS)) {                                        \
+                    t = darb_load32(p);                                                               \
+                    p += 4;                                                                           \
+                    _Pragma("GCC unroll 32")                                                          \
+                    for (j = 0; j < 32u / (BITS); ++j) {                                              \
+                        acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];           \
+                    }                                                                                 \
+                    w += 32u / (BITS);                                                                \
+                    x += (32u / (BITS)) * block;                                                      \
+                }                                                                                     \
+                pos = (uint32_t)(p - src) * 8u;                                                       \
+            }                                                                                         \
             for (; k >= (GROUP); k -= (GROUP)) {                                                      \
                 if ((STEP) != 0u) {                                                                   \
                     t = darb_load32(p) >> phase;                                                      \
