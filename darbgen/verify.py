@@ -243,7 +243,7 @@ def _unit_vectors(module, inputs, n_random, seed, extra_inputs=None):
 
 
 def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=120,
-           raise_on_mismatch=True, keep_dir=None, extra_inputs=None, target="host"):
+           raise_on_mismatch=True, keep_dir=None, extra_inputs=None, target="host", extra_flags=()):
     """Compile ``module``, run it and compare every output with the reference.
 
     On the host (``target="host"``) with gcc; on a Cortex-M core
@@ -268,6 +268,8 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         extra_inputs: ``{unit name: array}`` appended to that unit's inputs
             (checked like the others); ``result.outputs[name]`` then ends with
             their outputs (``darbgen build --eval`` runs the test set so).
+        target: "host", or a Cortex-M core ("cortex-m4", ...).
+        extra_flags: more compiler flags, e.g. ``("-DDARB_COMPACT",)``.
 
     Returns:
         a :class:`VerifyResult`.
@@ -282,10 +284,10 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         folder = Path(keep_dir) if keep_dir else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         if target == "host":
-            exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc)
+            exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc, extra_flags=extra_flags)
             raw = _run_harness(exe, folder, vectors, timeout)
         else:
-            elf, core, flags = build_target_harness(module, folder, target)
+            elf, core, flags = build_target_harness(module, folder, target, extra_flags)
             compiler = cortex_m.compiler()
             raw, stack_list = _run_target(elf, core, folder, vectors, max(timeout, cortex_m.RUN_TIMEOUT))
             stack = {g.name: b for g, b in zip(units, stack_list)}

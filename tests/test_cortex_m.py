@@ -157,3 +157,29 @@ def test_dense_int8_dsp_path_matches(rng, qemu, core):
         module = generate([layer], dtype="int8", kernel="dense", prefix="dn", calib=rng.standard_normal((16, cols)))
         result = verify(module, target=core, n_random=8)
         assert result.ok, result.describe()
+
+
+def test_compact_packed_kernel(rng, qemu, gcc):
+    """-DDARB_COMPACT keeps only the general loop: the same bits, far less code."""
+    from darbgen.pruning.vectorized import block_max_mask
+
+    blocks = np.array([2, 4, 8, 16, 32, 64, 128, 3] * 2)
+    w = rng.standard_normal((len(blocks), 256)).astype(np.float32)
+    mask = block_max_mask(np.abs(w), blocks)
+    module = generate([Dense("fc", np.where(mask, w, 0), None, mask, blocks)], dtype="int8", prefix="cp",
+                      calib=rng.standard_normal((16, 256)))
+    for core in ("cortex-m4", "cortex-m55"):
+        assert verify(module, target=core, n_random=4, extra_flags=("-DDARB_COMPACT",)).ok
+    assert verify(module, cc=gcc, n_random=4, sanitize=True, extra_flags=("-DDARB_COMPACT",)).ok
+    import subprocess
+    import tempfile
+
+    from darbgen.toolchain import host
+    sizes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        module.write_files(tmp)
+        for extra in ((), ("-DDARB_COMPACT",)):
+            subprocess.run(["arm-none-eabi-gcc", *host.STRICT_FLAGS, *cortex_m.core("cortex-m4").flags, *extra,
+                            "-I.", "-c", "darb_fc_s8.c"], cwd=tmp, check=True)
+            sizes.append(host.code_bytes(host.section_sizes(f"{tmp}/darb_fc_s8.o", "arm-none-eabi-size")))
+    assert sizes[1] < 1024 < 4 * 1024 < sizes[0]
