@@ -144,17 +144,23 @@ def _write_inputs(path, inputs):
             f.write(np.ascontiguousarray(x).tobytes())
 
 
+def _write_harness(module, folder, main_file):
+    """The module, the harness loop with ``main_file`` (its main()) and the
+    module's table in ``folder``; returns the sources to compile."""
+    module.write_files(folder)
+    hdir = runtime_c_dir() / "harness"
+    for name in ("darb_harness.c", "darb_harness.h", main_file):
+        shutil.copyfile(hdir / name, Path(folder) / name)
+    (Path(folder) / "darb_harness_table.c").write_text(harness_table(module), encoding="ascii")
+    return module.sources + ["darb_harness.c", main_file, "darb_harness_table.c"]
+
+
 def build_harness(module, folder, *, sanitize=False, cc=None, extra_flags=()):
     """Write the module and the harness into ``folder`` and compile them; returns (exe, compiler, flags)."""
     folder = Path(folder)
-    module.write_files(folder)
-    hdir = runtime_c_dir() / "harness"
-    for name in ("darb_harness.c", "darb_harness.h", "darb_harness_host.c"):
-        shutil.copyfile(hdir / name, folder / name)
-    (folder / "darb_harness_table.c").write_text(harness_table(module), encoding="ascii")
+    sources = _write_harness(module, folder, "darb_harness_host.c")
     compiler = host.host_compiler(cc)
     flags = list(host.STRICT_FLAGS) + (list(host.SANITIZE_FLAGS) if sanitize else []) + list(extra_flags)
-    sources = module.sources + ["darb_harness.c", "darb_harness_host.c", "darb_harness_table.c"]
     exe = folder / "darb_harness"
     host.run_compiler([compiler, *flags, "-I.", *sources, "-o", exe.name], cwd=folder)
     return exe, compiler, flags
@@ -179,12 +185,7 @@ def build_target_harness(module, folder, target, extra_flags=()):
     QEMU image for core ``target``; returns (elf, core, flags)."""
     core = cortex_m.core(target)
     folder = Path(folder)
-    module.write_files(folder)
-    hdir = runtime_c_dir() / "harness"
-    for name in ("darb_harness.c", "darb_harness.h", "darb_harness_target.c"):
-        shutil.copyfile(hdir / name, folder / name)
-    (folder / "darb_harness_table.c").write_text(harness_table(module), encoding="ascii")
-    sources = module.sources + ["darb_harness.c", "darb_harness_target.c", "darb_harness_table.c"]
+    sources = _write_harness(module, folder, "darb_harness_target.c")
     elf = cortex_m.link_image(folder, sources, core, "darb_harness.elf", extra_flags)
     return elf, core, list(host.STRICT_FLAGS) + list(core.flags) + list(extra_flags)
 
