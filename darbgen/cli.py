@@ -139,6 +139,8 @@ def _parser():
                     "DARB at 2x, int8, the packed kernel, calibration and test data from the file, and print the "
                     "report. The C goes to a new temporary folder (or --out).")
     de.add_argument("--ratio", type=float, default=2.0, help="pruning ratio (default: 2)")
+    de.add_argument("--target", default="host", choices=TARGETS, help="also run and count it on this Cortex-M "
+                    "core in QEMU (default: host only)")
     de.add_argument("--out", metavar="DIR", help="folder to write the C into (default: a new temporary folder)")
     de.add_argument("--json", action="store_true", help="print the report as one JSON object")
     de.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
@@ -471,7 +473,7 @@ def cmd_demo(args):
     if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
     result = build(examples_dir() / "digits_mlp.npz", ratio=args.ratio, method="darb", dtype="int8",
-                   kernel="packed", out=out, force=True, progress=sys.stderr.isatty(),
+                   kernel="packed", out=out, force=True, progress=sys.stderr.isatty(), target=args.target,
                    command="darbgen demo" + (f" --ratio {args.ratio:g}" if args.ratio != 2.0 else ""))
     return _print_build(result, args.json)
 
