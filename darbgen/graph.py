@@ -256,6 +256,7 @@ class Model:
             layers.append(layer)
         return Model(self.name, self.input_shape, layers, self.classes)
 
+    @np.errstate(under="ignore")
     def forward(self, x):
         """The float64 forward pass (the model as trained, or pruned)."""
         from .quantize import activate_f64, softmax_f64

@@ -386,6 +386,7 @@ def quantize_softmax(layer, dtype, input_quant=None):
     return QuantizedSoftmax(layer, dtype, input_quant, TensorQuant(dtype, scale, zp), table)
 
 
+@np.errstate(under="ignore")
 def softmax_f64(v):
     """softmax over the last axis in float64."""
     v = np.asarray(v, np.float64)
@@ -395,6 +396,7 @@ def softmax_f64(v):
 
 # ----------------------------------------------------------------------------- networks
 
+@np.errstate(under="ignore")
 def float_forward(layer, x):
     """A dense layer or softmax op in float64: (pre-activation, output)."""
     if isinstance(layer, Softmax):
@@ -506,6 +508,7 @@ def _quantize_op(layer, dtype, in_q, out_range, pre_range, calib=None, percentil
     return quantize_dense(layer, dtype, in_q, out_range, pre_range)
 
 
+@np.errstate(under="ignore")
 def activate_f64(activation, v):
     """The exact activation in float64."""
     if activation == "relu":
@@ -536,6 +539,7 @@ def _calibration_inputs(layer, x):
     return x.astype(np.float64)
 
 
+@np.errstate(under="ignore")
 def quantize_network(layers, dtype, calib=None, percentile=None):
     """Quantize a list of dense layers (and softmax ops) from calibration inputs.
 

@@ -25,6 +25,12 @@ EXP_TAYLOR = [_F(float.fromhex(h)) for h in
                "0x1.000000p-1", "0x1p0", "0x1p0")]
 
 
+#: Float underflow to zero or a subnormal is expected here (as in C); a caller's
+#: np.seterr(all="raise") must not turn it into an error.
+_QUIET = np.errstate(under="ignore")
+
+
+@_QUIET
 def expf(x):
     """darb_expf from runtime_c/src/darb_math_f32.c, operation for operation."""
     x_in = np.asarray(x, _F)
@@ -49,6 +55,7 @@ EXPM1_TAYLOR = [_F(float.fromhex(h)) for h in
 EXPM1_SMALL = _F(float.fromhex("0x1.62e430p-2"))
 
 
+@_QUIET
 def expm1f(x):
     """darb_expm1f: exp(x) - 1, by its Taylor series for |x| <= ln2 / 2."""
     x = np.asarray(x, _F)
@@ -60,11 +67,13 @@ def expm1f(x):
     return np.where((x > EXPM1_SMALL) | (x < -EXPM1_SMALL), expf(x) - _F(1.0), small).astype(_F)
 
 
+@_QUIET
 def sigmoidf(x):
     """darb_sigmoidf: 1 / (1 + exp(-x)) in float32 steps."""
     return _F(1.0) / (_F(1.0) + expf(-np.asarray(x, _F)))
 
 
+@_QUIET
 def tanhf(x):
     """darb_tanhf: expm1(2x) / (expm1(2x) + 2) in float32 steps."""
     em1 = expm1f(_F(2.0) * np.asarray(x, _F))
@@ -117,6 +126,7 @@ def dense_int(q, x):
     return _channels_first(v).astype(np.int8 if q.dtype == "int8" else np.int16)
 
 
+@_QUIET
 def dense_f32(q, x, all_columns=False):
     """The float32 dense or convolution layer in the C's order of operations.
 
@@ -133,6 +143,7 @@ def dense_f32(q, x, all_columns=False):
     return _channels_first(activate_f32(q.layer.activation, acc))
 
 
+@_QUIET
 def dense_f64(q, x):
     """The float32 layer computed exactly (float64), for the tolerance check;
     also returns sum |w| |x| + |b| per output, the scale of rounding errors."""
@@ -164,6 +175,7 @@ def softmax_int(q, x):
     return np.minimum(v, 32767).astype(np.int16)
 
 
+@_QUIET
 def softmax_f32(x):
     """darb_softmax_f32: max, exp(x - max) with darb_expf, a running sum, one division each."""
     x = np.asarray(x, _F)
@@ -210,6 +222,7 @@ def _sequence_output(q, hs):
     return np.concatenate(hs, axis=1) if q.layer.sequences else hs[-1]
 
 
+@_QUIET
 def recurrent_f32(q, x, kernel="packed"):
     """An LSTM / GRU over whole sequences, step by step as the C: the two
     matrices through dense_f32, then the cell in float32 operations."""
@@ -287,6 +300,7 @@ def recurrent_int(q, x):
     return y.astype(np.int16)
 
 
+@_QUIET
 def run(q, x, kernel="packed"):
     """The output the generated C must produce for op ``q`` with ``kernel`` on
     inputs ``x`` (quantized integers for int8 / int16, float32 otherwise)."""
@@ -301,6 +315,7 @@ def run(q, x, kernel="packed"):
     return dense_int(q, x)
 
 
+@_QUIET
 def exact(q, x):
     """The float64 result of a float32 op and the scale its rounding errors
     are measured against (see :func:`dense_f64`)."""

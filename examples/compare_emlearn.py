@@ -176,8 +176,20 @@ def _cwd(folder):
         os.chdir(old)
 
 
+def import_emlearn():
+    """emlearn, imported without its side effect on NumPy: importing it calls
+    ``np.seterr(all="raise")`` for the whole process (emlearn 0.23.2), after
+    which any float underflow, anywhere, raises. The error state is restored."""
+    state = np.geterr()
+    try:
+        import emlearn
+    finally:
+        np.seterr(**state)
+    return emlearn
+
+
 def emlearn_include_dir():
-    import emlearn
+    emlearn = import_emlearn()
 
     return getattr(emlearn, "includedir", None) or os.path.dirname(emlearn.__file__)
 
@@ -195,7 +207,7 @@ def emlearn_convert(clf, folder, name=PREFIX):
     """emlearn's C for ``clf`` (method ``loadable``) and its Python wrapper.
     ``emlearn.convert`` compiles the C on the host into ``./tmp``: it runs in
     ``folder`` so nothing lands in the caller's folder."""
-    import emlearn
+    emlearn = import_emlearn()
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -208,6 +220,7 @@ def emlearn_convert(clf, folder, name=PREFIX):
 
 def emlearn_inline_status(clf):
     """None when emlearn's ``inline`` method generates C for ``clf``, else its error."""
+    import_emlearn()
     from emlearn import net
 
     activations = [clf.activation] * (len(clf.coefs_) - 1) + [clf.out_activation_]
@@ -740,7 +753,7 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = p.parse_args(argv)
     try:
-        import emlearn  # noqa: F401
+        import_emlearn()
         import sklearn  # noqa: F401
     except ImportError as exc:
         raise SystemExit(f"compare_emlearn.py needs {exc.name}: pip install '{EMLEARN_REQUIREMENT}' scikit-learn")

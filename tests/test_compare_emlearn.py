@@ -15,6 +15,7 @@ SCRIPT = ROOT / "examples" / "compare_emlearn.py"
 
 
 def _need(module):
+    state = np.geterr()             # importing emlearn sets np.seterr(all="raise") for the whole process
     try:
         importlib.import_module(module)
     except ImportError:
@@ -22,6 +23,8 @@ def _need(module):
                    f"(pip install 'emlearn==0.23.2' scikit-learn)")
         warnings.warn(message)
         pytest.skip("SKIPPED LOUDLY: " + message)
+    finally:
+        np.seterr(**state)
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,11 @@ def test_choose_takes_the_highest_model_wide_ratio_within_the_tolerance(ce):
     # original 0.975: the limit is 0.970; "c" is under it, "b" and "d" tie on ratio, "d" is smaller
     assert ce.choose(rows, 0.975)["label"] == "d"
     assert ce.choose(rows, 0.990) is None
+
+
+def test_numpy_error_state_is_left_alone(ce):
+    """emlearn's import would make every later float underflow raise in the
+    whole test session; the script and these tests restore NumPy's state."""
+    assert np.geterr()["under"] == "ignore"
+    ce.import_emlearn()
+    assert np.geterr()["under"] == "ignore"

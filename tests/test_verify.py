@@ -132,3 +132,14 @@ def test_random_layers_match_the_reference(gcc, rows, cols, ratio, method, dtype
     m = generate([layer], dtype=dtype, kernel=kernel, calib=rng.standard_normal((16, cols)))
     result = verify(m, cc=gcc, n_random=8, seed=seed % 1000)
     assert result.ok, result.describe()
+
+
+def test_a_callers_numpy_error_state_does_not_break_the_reference(rng, gcc):
+    """Some libraries set np.seterr(all="raise") process-wide (emlearn does on
+    import); float underflow in the reference is normal and must not raise."""
+    from darbgen.graph import Dense
+
+    layer = Dense("s", 30 * rng.standard_normal((6, 9)).astype(np.float32), activation="sigmoid")
+    with np.errstate(all="raise"):
+        module = darbgen.generate([layer], dtype="float32", kernel="dense")
+        assert verify(module, cc=gcc, n_random=8).ok

@@ -55,11 +55,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..toolchain.cortex_m import HARNESS_SYMBOLS as _NOT_KERNEL
+
 SHAPES = ((512, 512), (512, 128))
 RATIOS = (4, 8, 16)
 KERNELS = ("cmsis_dense_q7", "dense", "csr", "bsr4x4", "bmwm", "darb_packed", "darb_unrolled")
 #: functions of the harness and start-up code, not of the kernel under test
-_NOT_KERNEL = ("darb_harness", "darb_stack_call", "darb_sh_", "darb_reset_handler", "darb_fault")
 
 
 def matrix(rows, cols, seed=0, spread=0.7):

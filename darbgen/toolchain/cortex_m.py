@@ -138,6 +138,36 @@ def symbols(elf):
     return out
 
 
+#: Symbols of the test harness, start-up code and semihosting, not of the model.
+HARNESS_SYMBOLS = ("darb_harness", "darb_target_", "darb_stack_", "darb_sh_", "darb_reset_handler", "darb_fault",
+                   "darb_nmi_handler", "darb_hardfault_handler", "darb_memmanage_handler", "darb_busfault_handler",
+                   "darb_usagefault_handler", "darb_securefault_handler", "darb_other_handler", "darb_vectors",
+                   "main")
+
+
+def image_sizes(elf):
+    """Bytes of the model in a linked test image: {"code", "rodata", "data",
+    "bss"}, summed over its symbols (unused functions are dropped at link
+    time) without those of the harness and start-up code, but with the C
+    library and libgcc routines the model calls (soft-float, division,
+    memcpy)."""
+    nm = host.find_tool("arm-none-eabi-nm", "read symbols of Cortex-M images")
+    proc = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise DarbgenError(f"arm-none-eabi-nm failed on {elf}: {proc.stderr.strip()}")
+    kinds = {"t": "code", "r": "rodata", "d": "data", "b": "bss"}
+    out = dict.fromkeys(kinds.values(), 0)
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) != 4 or parts[2].lower() not in kinds:
+            continue
+        name = parts[3]
+        if name.startswith(HARNESS_SYMBOLS):
+            continue
+        out[kinds[parts[2].lower()]] += int(parts[1], 16)
+    return out
+
+
 _TRACE = re.compile(rb"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
 
 

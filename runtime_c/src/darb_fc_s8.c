@@ -41,7 +41,7 @@
         uint32_t i;                                                                                   \
         for (i = 0; i < n_rows; ++i) {                                                                \
             const uint32_t row = rows[i];                                                             \
-            const int8_t *x = in;                                                                     \
+            uint32_t xo = 0; /* the first input column of the current block */                        \
             const uint8_t *p = src + (pos >> 3);                                                      \
             const uint32_t phase = pos & 7u;                                                          \
             int32_t acc = quant->bias[row];                                                           \
@@ -55,10 +55,10 @@
                     p += 4;                                                                           \
                     _Pragma("GCC unroll 32")                                                          \
                     for (j = 0; j < 32u / (BITS); ++j) {                                              \
-                        acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];           \
+                        acc += (int32_t)w[j] * in[xo + j * block + ((t >> (j * (BITS))) & mask)];           \
                     }                                                                                 \
                     w += 32u / (BITS);                                                                \
-                    x += (32u / (BITS)) * block;                                                      \
+                    xo += (32u / (BITS)) * block;                                                      \
                 }                                                                                     \
                 pos = (uint32_t)(p - src) * 8u;                                                       \
             }                                                                                         \
@@ -72,10 +72,10 @@
                 }                                                                                     \
                 _Pragma("GCC unroll 25")                                                              \
                 for (j = 0; j < (GROUP); ++j) {                                                       \
-                    acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];               \
+                    acc += (int32_t)w[j] * in[xo + j * block + ((t >> (j * (BITS))) & mask)];               \
                 }                                                                                     \
                 w += (GROUP);                                                                         \
-                x += (GROUP) * block;                                                                 \
+                xo += (GROUP) * block;                                                                 \
             }                                                                                         \
             if ((STEP) != 0u) {                                                                       \
                 pos = (uint32_t)(p - src) * 8u + phase;                                               \
@@ -83,7 +83,7 @@
             if (k != 0u) {                                                                            \
                 t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                      \
                 for (j = 0; j < k; ++j) {                                                             \
-                    acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];               \
+                    acc += (int32_t)w[j] * in[xo + j * block + ((t >> (j * (BITS))) & mask)];               \
                 }                                                                                     \
                 w += k;                                                                               \
                 pos += k * (BITS);                                                                    \
@@ -138,7 +138,7 @@ static const darb_fc_s8_class_fn darb_fc_s8_pow2[10] = {
         uint32_t i;                                                                                   \
         for (i = 0; i < n_rows; ++i) {                                                                \
             const uint32_t row = rows[i];                                                             \
-            const int8_t *x = in;                                                                     \
+            uint32_t xo = 0; /* the first input column of the current block */                        \
             const uint8_t *p = src + (pos >> 3);                                                      \
             const uint32_t phase = pos & 7u;                                                          \
             int32_t acc = quant->bias[row];                                                           \
@@ -157,18 +157,18 @@ static const darb_fc_s8_class_fn darb_fc_s8_pow2[10] = {
                 for (v = 0; v < (GROUP) / 4u; ++v) {                                                  \
                     const uint32x4_t o = vaddq_u32(                                                   \
                         vandq_u32(vshlq_u32(vdupq_n_u32(t >> (4u * v * (BITS))), shifts), masks), starts); \
-                    acc = vmladavaq_s32(acc, vldrbq_gather_offset_s32(x + 4u * v * block, o),        \
+                    acc = vmladavaq_s32(acc, vldrbq_gather_offset_s32(in + xo + 4u * v * block, o),        \
                                         vldrbq_s32(w + 4u * v));                                      \
                 }                                                                                     \
                 w += (GROUP);                                                                         \
-                x += (GROUP) * block;                                                                 \
+                xo += (GROUP) * block;                                                                 \
             }                                                                                         \
             if ((STEP) != 0u) {                                                                       \
                 pos = (uint32_t)(p - src) * 8u + phase;                                               \
             }                                                                                         \
             for (; k != 0u; --k) {                                                                    \
-                acc += (int32_t)*w++ * x[(darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask];       \
-                x += block;                                                                           \
+                acc += (int32_t)*w++ * in[xo + ((darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask)];       \
+                xo += block;                                                                          \
                 pos += (BITS);                                                                        \
             }                                                                                         \
             out[row] = darb_output_s8_fast(acc, row, quant);                                          \

@@ -45,13 +45,19 @@ static inline int32_t darb_smlad(uint32_t a, uint32_t b, int32_t acc)
 #include <arm_mve.h>
 #endif
 
-/* Four bytes from any address (one load where the core allows unaligned
- * loads, bytes otherwise), little-endian. */
+/* Four bytes from any address, little-endian: one load where the core allows
+ * unaligned loads, four byte loads otherwise (Cortex-M0+; a memcpy call there
+ * would cost more than the loads). */
 static inline uint32_t darb_load32(const void *p)
 {
+#if defined(__ARM_FEATURE_UNALIGNED) || defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
     uint32_t v;
     memcpy(&v, p, sizeof v);
     return v;
+#else
+    const uint8_t *b = (const uint8_t *)p;
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+#endif
 }
 
 /* Bits of an in-block offset 0..b-1: ceil(log2 b), 0 for b = 1. */
