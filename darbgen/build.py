@@ -29,7 +29,8 @@ class Source:
 
 def load(source, allow_pickle=False):
     """A :class:`Source` from a Model, a fitted scikit-learn MLP, an .npz file
-    (docs/npz.md), or (with ``allow_pickle``) a pickled scikit-learn MLP."""
+    (docs/npz.md), an .onnx file (docs/onnx.md), or (with ``allow_pickle``) a
+    pickled scikit-learn MLP."""
     from .graph import Model
     from .importers.sklearn import from_sklearn, is_sklearn_mlp
 
@@ -54,6 +55,10 @@ def load(source, allow_pickle=False):
         if "test.x" in arrays and "test.y" in arrays:
             src.eval_x, src.eval_y = arrays["test.x"], arrays["test.y"]
         return src
+    if ext == ".onnx":
+        from .importers.onnx import model_from_onnx
+
+        return Source(model_from_onnx(path), path=path)
     if ext in (".pkl", ".pickle", ".joblib"):
         if not allow_pickle:
             raise DarbgenError(f"{path}: loading a pickle runs any code it contains; if you trust this file, pass "
@@ -78,8 +83,8 @@ def load(source, allow_pickle=False):
             raise DarbgenError(f"{path}: holds a {type(obj).__name__}; darbgen builds fitted scikit-learn "
                                f"MLPClassifier / MLPRegressor models from pickles")
         return Source(from_sklearn(obj), path=path)
-    raise DarbgenError(f"{path}: unknown model format {ext or '(no extension)'}; darbgen reads .npz (docs/npz.md) "
-                       f"and, with --allow-pickle, scikit-learn .pkl / .joblib")
+    raise DarbgenError(f"{path}: unknown model format {ext or '(no extension)'}; darbgen reads .npz (docs/npz.md), "
+                       f".onnx (docs/onnx.md) and, with --allow-pickle, scikit-learn .pkl / .joblib")
 
 
 def _steps(show, total=7):
@@ -192,12 +197,19 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         extra = {"(model)": ex.astype(np.float32) if dtype == "float32" else first.input.quantize(ex)}
     checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
     _advance(bar, "verified on the host")
-    host_check, count = None, None
+    host_check, count, image = None, None, None
     if on_core:
+        import tempfile
+
+        from .toolchain import cortex_m
+
         host_check = checked
         checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
         _advance(bar, f"verified on {target}")
-        count = count_instructions(module, target)
+        if checked.ok:                 # a mismatch is reported as such, not counted
+            with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
+                count = count_instructions(module, target, keep_dir=tmp)
+                image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
         _advance(bar, "instructions counted")
     accuracy = None
     c_real = None
@@ -221,7 +233,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     if bar is not None:
         bar.close()
     report = build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out,
-                          time.perf_counter() - start, method if results else None, count, host_check)
+                          time.perf_counter() - start, method if results else None, count, host_check, image)
     return BuildResult(model, pruned, module, checked, report, c_real, host_check)
 
 
@@ -282,9 +294,11 @@ def _shape(g):
 
 
 def build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method,
-                 count=None, host_check=None):
+                 count=None, host_check=None, image=None):
     """The build report as plain data (what --json prints). ``count``: an
-    :class:`~darbgen.verify.InstructionCount` when built for a Cortex-M core."""
+    :class:`~darbgen.verify.InstructionCount` when built for a Cortex-M core,
+    ``image``: the model's bytes in the linked image (code, rodata, data,
+    bss; see :func:`darbgen.toolchain.cortex_m.image_sizes`)."""
     checks = {c.symbol: c for c in checked.layers}
     layers = []
     for g in module.layers:
@@ -315,11 +329,17 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
         layers.append(row)
     model_check = checks.get(module.prefix)
     objects = list(sizes["layers"].values()) + [sizes["runtime"], sizes["model"]]
+    if image is not None:              # the linked image: what the core really holds, library routines included
+        objects = [image]
     flash = sum(o["code"] + o["rodata"] + o["data"] for o in objects)
     static_ram = ((module.model.arena_bytes if module.model is not None else 0)
                   + sum(g.state_bytes for g in module.layers))
+    if image is not None:
+        static_ram = image["data"] + image["bss"]
+    stack = None
     if count is not None:
-        static_ram = sum(o["data"] + o["bss"] for o in objects)
+        stack = max(count.stack.get("(model)", max(count.stack.values())),
+                    (checked.stack or {}).get("(model)", 0))
     dense_weights = sum(m.size for m in model.pruning_matrices().values())
     kept = sum(int(np.count_nonzero(m)) for m in pruned.pruning_matrices().values())
     report = {
@@ -328,7 +348,7 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
         "verified": checked.ok and (host_check is None or host_check.ok), "target": checked.target,
         "flash_bytes": flash, "code_bytes": sum(o["code"] for o in objects),
         "weight_bytes": sum(o["rodata"] + o["data"] for o in objects),
-        "ram_bytes": static_ram + (count.stack.get("(model)", max(count.stack.values())) if count else 0),
+        "ram_bytes": static_ram + (stack or 0),
         "static_ram_bytes": static_ram,
         "size_target": sizes["target"], "runtime_code_bytes": sizes["runtime"]["code"],
         "model_check": None if model_check is None else {
@@ -340,7 +360,7 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
     }
     if count is not None:
         report["instructions"] = count.total
-        report["stack_bytes"] = count.stack.get("(model)", max(count.stack.values()))
+        report["stack_bytes"] = stack
         report["host_verified"] = host_check.ok
     if accuracy is not None:
         report["accuracy"] = accuracy
