@@ -51,11 +51,12 @@
             if (8u % (BITS) == 0u && phase == 0u) {                                                   \
                 /* a byte-aligned row of 1, 2, 4 or 8 bits: a full word of offsets per load */       \
                 for (; k >= 32u / (BITS); k -= 32u / (BITS)) {                                        \
+                    const int8_t *x = in + xo; /* the group's first block: inside the input */        \
                     t = darb_load32(p);                                                               \
                     p += 4;                                                                           \
                     _Pragma("GCC unroll 32")                                                          \
                     for (j = 0; j < 32u / (BITS); ++j) {                                              \
-                        acc += (int32_t)w[j] * in[xo + j * block + ((t >> (j * (BITS))) & mask)];           \
+                        acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];                \
                     }                                                                                 \
                     w += 32u / (BITS);                                                                \
                     xo += (32u / (BITS)) * block;                                                      \
@@ -63,6 +64,7 @@
                 pos = (uint32_t)(p - src) * 8u;                                                       \
             }                                                                                         \
             for (; k >= (GROUP); k -= (GROUP)) {                                                      \
+                const int8_t *x = in + xo; /* the group's first block: inside the input */            \
                 if ((STEP) != 0u) {                                                                   \
                     t = darb_load32(p) >> phase;                                                      \
                     p += (STEP);                                                                      \
@@ -72,7 +74,7 @@
                 }                                                                                     \
                 _Pragma("GCC unroll 25")                                                              \
                 for (j = 0; j < (GROUP); ++j) {                                                       \
-                    acc += (int32_t)w[j] * in[xo + j * block + ((t >> (j * (BITS))) & mask)];               \
+                    acc += (int32_t)w[j] * x[j * block + ((t >> (j * (BITS))) & mask)];                    \
                 }                                                                                     \
                 w += (GROUP);                                                                         \
                 xo += (GROUP) * block;                                                                 \
@@ -146,6 +148,7 @@ static const darb_fc_s8_class_fn darb_fc_s8_pow2[10] = {
             uint32_t t;                                                                               \
             uint32_t v;                                                                               \
             for (; k >= (GROUP); k -= (GROUP)) {                                                      \
+                const int8_t *x = in + xo; /* the group's first block: inside the input */            \
                 if ((STEP) != 0u) {                                                                   \
                     t = darb_load32(p) >> phase;                                                      \
                     p += (STEP);                                                                      \
@@ -157,7 +160,7 @@ static const darb_fc_s8_class_fn darb_fc_s8_pow2[10] = {
                 for (v = 0; v < (GROUP) / 4u; ++v) {                                                  \
                     const uint32x4_t o = vaddq_u32(                                                   \
                         vandq_u32(vshlq_u32(vdupq_n_u32(t >> (4u * v * (BITS))), shifts), masks), starts); \
-                    acc = vmladavaq_s32(acc, vldrbq_gather_offset_s32(in + xo + 4u * v * block, o),        \
+                    acc = vmladavaq_s32(acc, vldrbq_gather_offset_s32(x + 4u * v * block, o),             \
                                         vldrbq_s32(w + 4u * v));                                      \
                 }                                                                                     \
                 w += (GROUP);                                                                         \
