@@ -438,3 +438,35 @@ def test_other_refusals_are_clear(rng, case):
         match = "count_include_pad = 1 with padding is not supported"
     with pytest.raises(DarbgenError, match=match):
         model_from_onnx(m)
+
+
+def test_streaming_matches_onnxruntime_step_by_step(rng, gcc, tmp_path):
+    """<model>_reset / <model>_step fed one time step at a time: after 120
+    steps the LSTM classifier's output, and at every one of 100 steps the GRU's
+    state sequence, match onnxruntime within 1e-4."""
+    from test_recurrent import stream
+
+    for sub in ("lstm", "gru"):
+        (tmp_path / sub).mkdir()
+    wi, wh, b = lstm_weights(rng, 4, 6, 4)
+    nodes = [node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             node("LSTM", ["xt", "W", "R", "B"], ["", "Y_h"], hidden_size=6),
+             node("Squeeze", ["Y_h", "ax0"], ["h"]),
+             node("Gemm", ["h", "fw", "fb"], ["y"], transB=1)]
+    inits = [const("W", wi), const("R", wh), const("B", b), const("ax0", [0], np.int64), const("fw", w(rng, 3, 6)),
+             const("fb", w(rng, 3))]
+    m = graph_model(nodes, ["N", 120, 4], ["N", 3], inits)
+    x = rng.standard_normal((4, 120, 4)).astype(np.float32)
+    module = generate(model_from_onnx(m), dtype="float32", kernel="packed", prefix="kws")
+    _, run, steps = stream(module, tmp_path / "lstm", gcc, x.reshape(4, -1), 120)
+    close(steps[:, -1], run_ort(m, x), 1e-4)
+    assert np.array_equal(run, steps[:, -1])
+
+    wi, wh, b = lstm_weights(rng, 3, 4, 2)
+    nodes = [node("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=4, linear_before_reset=1)]
+    m = graph_model(nodes, [100, "N", 2], [100, 1, "N", 4], [const("W", wi), const("R", wh), const("B", b)])
+    x = rng.standard_normal((100, 3, 2)).astype(np.float32)
+    module = generate(model_from_onnx(m), dtype="float32", kernel="csr", prefix="seq")
+    _, run, steps = stream(module, tmp_path / "gru", gcc, x.transpose(1, 0, 2).reshape(3, -1), 100)
+    want = run_ort(m, x)[:, 0].transpose(1, 0, 2)                      # (N, T, H)
+    close(steps, want, 1e-4)
