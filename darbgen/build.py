@@ -28,9 +28,13 @@ class Source:
 
 
 def load(source, allow_pickle=False):
-    """A :class:`Source` from a Model, a fitted scikit-learn MLP, an .npz file
-    (docs/npz.md), an .onnx file (docs/onnx.md), or (with ``allow_pickle``) a
-    pickled scikit-learn MLP."""
+    """A :class:`Source` from a Model, a fitted scikit-learn MLP, a PyTorch
+    nn.Module with a ``darbgen_input_shape`` attribute (docs/torch.md), a
+    Keras model (docs/keras.md), an .npz file (docs/npz.md), an .onnx file
+    (docs/onnx.md), a .keras file, or (with ``allow_pickle``) a pickled
+    scikit-learn MLP. ``.pt`` / ``.pth`` / ``.pt2`` files are refused with a
+    message saying how to import them (a weights-only file has no
+    architecture)."""
     from .graph import Model
     from .importers.sklearn import from_sklearn, is_sklearn_mlp
 
@@ -38,6 +42,21 @@ def load(source, allow_pickle=False):
         return Source(source)
     if is_sklearn_mlp(source):
         return Source(from_sklearn(source))
+    torch = sys.modules.get("torch")           # never imported here: a module object means it is loaded
+    if torch is not None and isinstance(source, torch.nn.Module):
+        from .importers.torch import model_from_torch
+
+        shape = getattr(source, "darbgen_input_shape", None)
+        if shape is None:
+            raise DarbgenError(f"a PyTorch {type(source).__name__} does not say its input shape: call "
+                               f"darbgen.importers.torch.model_from_torch(module, input_shape) and build the Model "
+                               f"it returns (or set module.darbgen_input_shape, without the batch)")
+        return Source(model_from_torch(source, shape))
+    keras = sys.modules.get("keras")           # never imported here: a module object means it is loaded
+    if keras is not None and isinstance(source, keras.Model):
+        from .importers.keras import model_from_keras
+
+        return Source(model_from_keras(source))
     if not isinstance(source, (str, os.PathLike)):
         raise DarbgenError(f"cannot build from a {type(source).__name__}: give a darbgen Model, a fitted "
                            f"scikit-learn MLPClassifier / MLPRegressor, or a model file")
@@ -59,6 +78,14 @@ def load(source, allow_pickle=False):
         from .importers.onnx import model_from_onnx
 
         return Source(model_from_onnx(path), path=path)
+    if ext == ".keras":
+        from .importers.keras import model_from_keras
+
+        return Source(model_from_keras(path), path=path)
+    if ext in (".pt", ".pth", ".pt2"):
+        from .importers.torch import model_from_torch_file
+
+        return Source(model_from_torch_file(path), path=path)
     if ext in (".pkl", ".pickle", ".joblib"):
         if not allow_pickle:
             raise DarbgenError(f"{path}: loading a pickle runs any code it contains; if you trust this file, pass "
@@ -84,7 +111,8 @@ def load(source, allow_pickle=False):
                                f"MLPClassifier / MLPRegressor models from pickles")
         return Source(from_sklearn(obj), path=path)
     raise DarbgenError(f"{path}: unknown model format {ext or '(no extension)'}; darbgen reads .npz (docs/npz.md), "
-                       f".onnx (docs/onnx.md) and, with --allow-pickle, scikit-learn .pkl / .joblib")
+                       f".onnx (docs/onnx.md), .keras (docs/keras.md) and, with --allow-pickle, scikit-learn .pkl / "
+                       f".joblib; PyTorch modules through the Python API (docs/torch.md)")
 
 
 def _steps(show, total=7):
