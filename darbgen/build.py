@@ -42,7 +42,13 @@ def load(source, allow_pickle=False):
         return Source(source)
     if is_sklearn_mlp(source):
         return Source(from_sklearn(source))
-    torch = sys.modules.get("torch")           # never imported here: a module object means it is loaded
+    keras = sys.modules.get("keras")           # never imported here: a module object means it is loaded
+    if keras is not None and isinstance(source, keras.Model):
+        # first: on Keras' torch backend a keras.Model is also a torch.nn.Module
+        from .importers.keras import model_from_keras
+
+        return Source(model_from_keras(source))
+    torch = sys.modules.get("torch")
     if torch is not None and isinstance(source, torch.nn.Module):
         from .importers.torch import model_from_torch
 
@@ -52,11 +58,6 @@ def load(source, allow_pickle=False):
                                f"darbgen.importers.torch.model_from_torch(module, input_shape) and build the Model "
                                f"it returns (or set module.darbgen_input_shape, without the batch)")
         return Source(model_from_torch(source, shape))
-    keras = sys.modules.get("keras")           # never imported here: a module object means it is loaded
-    if keras is not None and isinstance(source, keras.Model):
-        from .importers.keras import model_from_keras
-
-        return Source(model_from_keras(source))
     if not isinstance(source, (str, os.PathLike)):
         raise DarbgenError(f"cannot build from a {type(source).__name__}: give a darbgen Model, a fitted "
                            f"scikit-learn MLPClassifier / MLPRegressor, or a model file")

@@ -343,3 +343,22 @@ def test_other_refusals_are_clear(case):
         match = "negative_slope"
     with pytest.raises(DarbgenError, match=match):
         model_from_keras(model)
+
+
+def test_keras_on_the_torch_backend_goes_to_the_keras_importer():
+    """On Keras' torch backend a keras.Model is also a torch.nn.Module; load()
+    must still read it as a Keras model."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    code = ("import keras, numpy as np\n"
+            "from darbgen.build import load\n"
+            "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='relu')])\n"
+            "src = load(m)\n"
+            "x = np.random.default_rng(0).standard_normal((5, 4)).astype('float32')\n"
+            "assert np.allclose(src.model.forward(x), m.predict(x, verbose=0), rtol=1e-5, atol=1e-6)\n"
+            "print('ok', type(src.model.layers[0]).__name__)\n")
+    env = dict(__import__("os").environ, KERAS_BACKEND="torch")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "ok Dense" in proc.stdout, proc.stderr[-2000:]

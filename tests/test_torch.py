@@ -407,3 +407,20 @@ def test_missing_torch_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)          # `import torch` now raises ImportError
     with pytest.raises(DarbgenError, match="pip install torch"):
         imp.model_from_torch(object(), (4,))
+
+
+def test_training_flags_and_float64_modules_survive_import():
+    """Every submodule's train/eval flag comes back as it was, and a float64
+    module is imported (not refused as a shape error)."""
+    torch = pytest.importorskip("torch")
+    from darbgen.importers.torch import model_from_torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.ReLU())
+    net.train()
+    net[1].eval()                                   # a frozen BatchNorm inside a training model
+    model_from_torch(net, (4,))
+    assert net.training and net[0].training and not net[1].training
+    double = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    model = model_from_torch(double, (4,))
+    np.testing.assert_allclose(model.forward(x), double(torch.from_numpy(x)).detach().numpy(), rtol=1e-6)

@@ -126,7 +126,9 @@ def _read(keras, source):
     try:
         model = keras.saving.load_model(where, compile=False, safe_mode=True)
     except Exception as exc:  # a broken archive or config can raise almost anything
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        # Keras puts the cause (e.g. "Received: value.shape=...") on later lines
+        text = " ".join(lines[:1] + [line for line in lines[1:] if "shape" in line.lower()][:2])[:600]
         hint = ""
         if "Could not locate" in text or "custom" in text.lower():
             hint = "; darbgen loads only Keras' built-in layers, never custom objects"

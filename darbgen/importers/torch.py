@@ -591,7 +591,7 @@ def model_from_torch(module, input_shape, name=None, check=True):
         raise DarbgenError(f"input_shape must be 1 to 3 positive sizes without the batch ((features,), (C, L), "
                            f"(C, H, W) or (steps, features)), got {input_shape}")
     name = name or type(module).__name__.lower()
-    was_training = module.training
+    was_training = {m: m.training for m in module.modules()}      # each flag, not only the top one
     module.eval()
     try:
         try:
@@ -604,7 +604,9 @@ def model_from_torch(module, input_shape, name=None, check=True):
         shape = list(input_shape)
         shape.insert(axis, _EXAMPLE_BATCH)
         gen = torch.Generator().manual_seed(0)
-        example = torch.randn(*shape, generator=gen)
+        param = next(iter(module.parameters()), None)
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        example = torch.randn(*shape, generator=gen).to(dtype)
         importer = _Importer(torch, gm, input_shape, name)
         importer.input_batch_axis = axis
         model = importer.run(example)
@@ -612,7 +614,8 @@ def model_from_torch(module, input_shape, name=None, check=True):
             _check(torch, module, model, example, axis, importer.output_axis, name)
         return model
     finally:
-        module.train(was_training)
+        for m, flag in was_training.items():
+            m.training = flag
 
 
 def _check(torch, module, model, example, axis, out_axis, name):
