@@ -63,3 +63,28 @@ def unique_identifiers(names, prefix, what="layer"):
         seen[key] = name
         out[name] = ident
     return out
+
+
+class LayerNames:
+    """Layer names for an importer: each from a name the framework gives (or
+    ``layer``), made unique also once the code generator has turned it (and
+    any ``extra`` suffixes, e.g. an LSTM's ``.w_ih``) into a C identifier,
+    case-insensitively."""
+
+    def __init__(self):
+        self.used = set()
+
+    def unique(self, base, extra=()):
+        base = str(base) if base else "layer"
+        try:
+            c_identifier(base)
+        except DarbgenError:
+            base = "layer"
+        if base[0].isdigit():                   # PyTorch's Sequential children are "0", "1", ...
+            base = f"layer{base}"
+        name, k = base, 2
+        while any(c_identifier(n).upper() in self.used for n in (name,) + tuple(f"{name}{e}" for e in extra)):
+            name, k = f"{base}_{k}", k + 1
+        for n in (name,) + tuple(f"{name}{e}" for e in extra):
+            self.used.add(c_identifier(n).upper())
+        return name

@@ -24,7 +24,7 @@ import zipfile
 
 import numpy as np
 
-from ..codegen.names import c_identifier
+from ..codegen.names import LayerNames
 from ..errors import DarbgenError
 from ..graph import (GRU, LSTM, Activation, Conv1D, Conv2D, Dense, DepthwiseConv2D, Flatten, GlobalAveragePool,
                      Model, Pool1D, Pool2D, fold_batchnorm)
@@ -153,7 +153,7 @@ class _Importer:
     def __init__(self, keras, model, where, name):
         self.keras, self.model, self.where, self.name = keras, model, where, name
         self.layers = []
-        self.used = set()
+        self.names = LayerNames()
         self.perm = None             # Keras flat index of each darbgen flat position, for the next Dense
 
     # ------------------------------------------------------------------ helpers
@@ -161,18 +161,9 @@ class _Importer:
     def fail(self, layer, message):
         raise DarbgenError(f"{self.where}: layer {layer.name!r} ({type(layer).__name__}): {message}")
 
-    def unique(self, base):
-        """A layer name from ``base``, unique also after the codegen turns it into a C identifier."""
-        base = base or "layer"
-        try:
-            c_identifier(base)
-        except DarbgenError:
-            base = "layer"
-        name, k = base, 2
-        while c_identifier(name).upper() in self.used:
-            name, k = f"{base}_{k}", k + 1
-        self.used.add(c_identifier(name).upper())
-        return name
+    def unique(self, base, extra=()):
+        """A layer name from ``base``, unique also as a C identifier (:class:`LayerNames`)."""
+        return self.names.unique(base, extra)
 
     def darb_shape(self):
         return Model(self.name, self.input_shape, self.layers).output_shape if self.layers else self.input_shape

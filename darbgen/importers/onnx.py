@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..codegen.names import c_identifier
+from ..codegen.names import LayerNames
 from ..errors import DarbgenError
 from ..graph import (GRU, LSTM, Activation, Conv1D, Conv2D, Dense, DepthwiseConv2D, Flatten, GlobalAveragePool,
                      Model, Pool1D, Pool2D, fold_batchnorm)
@@ -106,7 +106,7 @@ class _Importer:
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.name = name
         self.layers = []
-        self.used = set()
+        self.names = LayerNames()
         self.consts = {}
         self.seen = {}               # dynamic tensor -> (ONNX shape with None for the batch, batch axis)
         self.consumers = {}
@@ -122,18 +122,8 @@ class _Importer:
         raise DarbgenError(f"{self.where}: node {_label(node)!r} ({node.op_type}): {message}")
 
     def unique(self, base, extra=()):
-        """A layer name from ``base``, unique also after the codegen turns it into a C identifier."""
-        base = base or "layer"
-        try:
-            c_identifier(base)
-        except DarbgenError:
-            base = "layer"
-        name, k = base, 2
-        while any(c_identifier(n).upper() in self.used for n in (name,) + tuple(f"{name}{e}" for e in extra)):
-            name, k = f"{base}_{k}", k + 1
-        for n in (name,) + tuple(f"{name}{e}" for e in extra):
-            self.used.add(c_identifier(n).upper())
-        return name
+        """A layer name from ``base``, unique also as a C identifier (:class:`LayerNames`)."""
+        return self.names.unique(base, extra)
 
     def layer_name(self, node, extra=()):
         return self.unique(node.name or (node.output[0] if node.output else node.op_type.lower()), extra)

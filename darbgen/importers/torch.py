@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from ..codegen.names import c_identifier
+from ..codegen.names import LayerNames
 from ..errors import DarbgenError
 from ..graph import (GRU, LSTM, Activation, Conv1D, Conv2D, Dense, DepthwiseConv2D, Flatten, GlobalAveragePool,
                      Model, Pool1D, Pool2D, fold_batchnorm)
@@ -82,7 +82,7 @@ class _Importer:
         self.torch, self.gm, self.name = torch, gm, name
         self.input_shape = tuple(int(d) for d in input_shape)
         self.layers = []
-        self.used = set()
+        self.names = LayerNames()
         self.values = {}          # fx node -> "tensor" (the chain), _Rnn or _Batch
         self.batch_axis = {}      # tensor node -> axis of the batch in torch's shape
         self.current = None
@@ -96,19 +96,8 @@ class _Importer:
         raise DarbgenError(f"{self.name}: {node.op.replace('_', ' ')} {what!s}{kind}: {message}")
 
     def unique(self, base, extra=()):
-        base = str(base) or "layer"
-        try:
-            c_identifier(base)
-        except DarbgenError:
-            base = "layer"
-        if base[0].isdigit():
-            base = f"layer{base}"
-        name, k = base, 2
-        while any(c_identifier(n).upper() in self.used for n in (name,) + tuple(f"{name}{e}" for e in extra)):
-            name, k = f"{base}_{k}", k + 1
-        for n in (name,) + tuple(f"{name}{e}" for e in extra):
-            self.used.add(c_identifier(n).upper())
-        return name
+        """A layer name from ``base``, unique also as a C identifier (:class:`LayerNames`)."""
+        return self.names.unique(base, extra)
 
     def darb_shape(self):
         if not self.layers:
