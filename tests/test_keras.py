@@ -362,3 +362,28 @@ def test_keras_on_the_torch_backend_goes_to_the_keras_importer():
     env = dict(__import__("os").environ, KERAS_BACKEND="torch")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and "ok Dense" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_streaming_matches_keras_step_by_step(rng, gcc, tmp_path):
+    """<model>_reset / <model>_step one time step at a time: the stacked LSTM
+    classifier's output after 120 steps, and the GRU's state at every one of
+    100 steps, match Keras within 1e-4."""
+    from test_recurrent import stream
+
+    model = randomize(keras.Sequential([keras.Input((120, 3)), layers.LSTM(6, return_sequences=True),
+                                        layers.LSTM(5), layers.Dense(2)]), seed=4)
+    for v in model.weights:                      # moderate weights: the state neither saturates nor vanishes
+        v.assign(v.value * 0.6)
+    x = rng.standard_normal((3, 120, 3)).astype(np.float32)
+    (tmp_path / "lstm").mkdir()
+    module = generate(model_from_keras(model), dtype="float32", kernel="packed", prefix="kws")
+    _, run, steps = stream(module, tmp_path / "lstm", gcc, x.reshape(3, -1), 120)
+    close(steps[:, -1], run_keras(model, x), 1e-4)
+    assert np.array_equal(run, steps[:, -1])
+
+    model = randomize(keras.Sequential([keras.Input((100, 2)), layers.GRU(4, return_sequences=True)]), seed=5)
+    x = rng.standard_normal((3, 100, 2)).astype(np.float32)
+    (tmp_path / "gru").mkdir()
+    module = generate(model_from_keras(model), dtype="float32", kernel="csr", prefix="seq")
+    _, run, steps = stream(module, tmp_path / "gru", gcc, x.reshape(3, -1), 100)
+    close(steps, run_keras(model, x), 1e-4)
