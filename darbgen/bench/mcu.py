@@ -47,7 +47,6 @@ with their measured ratios; they are stated for Cortex-M4.
 """
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..toolchain.cortex_m import HARNESS_SYMBOLS as _NOT_KERNEL
+from ..toolchain.cortex_m import sized_symbols
 
 SHAPES = ((512, 512), (512, 128))
 RATIOS = (4, 8, 16)
@@ -75,19 +75,8 @@ def matrix(rows, cols, seed=0, spread=0.7):
 def _kernel_code_bytes(elf, prefix):
     """Bytes of the functions of the layer (``prefix``_*) and of darbgen's
     runtime (darb_*) in a linked image, harness and start-up code excluded."""
-    from ..toolchain.host import find_tool
-
-    nm = find_tool("arm-none-eabi-nm", "read symbols of Cortex-M images")
-    out = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True, timeout=60).stdout
-    total = 0
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) != 4 or parts[2] not in "tT":
-            continue
-        name = parts[3]
-        if (name.startswith(prefix + "_") or name.startswith("darb_")) and not name.startswith(_NOT_KERNEL):
-            total += int(parts[1], 16)
-    return total
+    return sum(size for name, kind, _, size in sized_symbols(elf)
+               if kind in "tT" and name.startswith((prefix + "_", "darb_")) and not name.startswith(_NOT_KERNEL))
 
 
 def _row(shape, ratio, kernel, instructions, code, data, kept, **extra):

@@ -124,18 +124,24 @@ def run_image(elf, core_, folder, timeout=RUN_TIMEOUT, trace=None):
     return console
 
 
-def symbols(elf):
-    """{name: (address, size)} of the functions and objects in ``elf`` (Thumb bit cleared)."""
+def sized_symbols(elf):
+    """[(name, nm type letter, address, size)] of the sized symbols defined in
+    ``elf`` (arm-none-eabi-nm -S; Thumb bit cleared)."""
     nm = host.find_tool("arm-none-eabi-nm", "read symbols of Cortex-M images")
     proc = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise DarbgenError(f"arm-none-eabi-nm failed on {elf}: {proc.stderr.strip()}")
-    out = {}
+    out = []
     for line in proc.stdout.splitlines():
         parts = line.split()
         if len(parts) == 4:
-            out[parts[3]] = (int(parts[0], 16) & ~1, int(parts[1], 16))
+            out.append((parts[3], parts[2], int(parts[0], 16) & ~1, int(parts[1], 16)))
     return out
+
+
+def symbols(elf):
+    """{name: (address, size)} of the functions and objects in ``elf`` (Thumb bit cleared)."""
+    return {name: (address, size) for name, _, address, size in sized_symbols(elf)}
 
 
 #: Symbols of the test harness, start-up code and semihosting, not of the model.
@@ -151,20 +157,11 @@ def image_sizes(elf):
     time) without those of the harness and start-up code, but with the C
     library and libgcc routines the model calls (soft-float, division,
     memcpy)."""
-    nm = host.find_tool("arm-none-eabi-nm", "read symbols of Cortex-M images")
-    proc = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise DarbgenError(f"arm-none-eabi-nm failed on {elf}: {proc.stderr.strip()}")
     kinds = {"t": "code", "r": "rodata", "d": "data", "b": "bss"}
     out = dict.fromkeys(kinds.values(), 0)
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) != 4 or parts[2].lower() not in kinds:
-            continue
-        name = parts[3]
-        if name.startswith(HARNESS_SYMBOLS):
-            continue
-        out[kinds[parts[2].lower()]] += int(parts[1], 16)
+    for name, kind, _, size in sized_symbols(elf):
+        if kind.lower() in kinds and not name.startswith(HARNESS_SYMBOLS):
+            out[kinds[kind.lower()]] += size
     return out
 
 
