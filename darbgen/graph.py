@@ -259,11 +259,20 @@ class Model:
     @np.errstate(under="ignore")
     def forward(self, x):
         """The float64 forward pass (the model as trained, or pruned)."""
+        for _, _, y in self.walk(x):
+            pass
+        return y
+
+    def walk(self, x):
+        """The float64 forward pass layer by layer: yields (layer, input
+        shape, input) for every layer, then (None, output shape, output).
+        (A generator: callers set ``np.errstate`` around the loop.)"""
         from .quantize import activate_f64, softmax_f64
 
         y = np.asarray(x, np.float64).reshape(len(x), -1)
         shape = self.input_shape
         for layer, out_shape in zip(self.layers, self.shapes()):
+            yield layer, shape, y
             if isinstance(layer, Dense):
                 y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
                 y = activate_f64(layer.activation, y)
@@ -272,7 +281,7 @@ class Model:
             elif isinstance(layer, Activation):
                 y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
             shape = out_shape
-        return y
+        yield None, shape, y
 
 
 # ----------------------------------------------------------------------------- convolutions

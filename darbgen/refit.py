@@ -1,0 +1,211 @@
+"""One-shot recovery without retraining: a least-squares refit of kept weights.
+
+Pruning drops weights; the kept ones were trained to work *with* the dropped
+ones. Given calibration inputs, the kept weights of each row (and its bias)
+can be re-solved so that the pruned layer reproduces the dense layer's
+outputs as closely as possible. The mask never changes: only the values of
+kept weights and the bias move.
+
+For one weight matrix W (rows = outputs) with bias b and mask M, and
+calibration inputs seen by the pruned network ``Xp`` (n, C) and by the dense
+network ``Xd`` (n, C), row r with kept columns S solves
+
+    minimise  || [Xp_S 1] [w_S; b] - (Xd w + b_r) ||^2  +  lam_r || [w_S; b] - [W_rS; b_r] ||^2
+
+a ridge regression pulled towards the row's original values. ``lam_r`` is
+``alpha`` times the mean diagonal of the row's Gram block, so ``alpha`` is
+scale free: ``alpha -> inf`` leaves the weights as they were, ``alpha -> 0``
+is the plain least-squares fit. Using the pruned network's inputs ``Xp``
+(sequential refit, layer after layer) lets each layer also correct the error
+that earlier pruned layers put into its input.
+
+The solve needs only two Gram matrices, ``[Xp 1]^T [Xp 1]`` and
+``[Xp 1]^T [Xd 1]``, accumulated once per matrix (:class:`Gram`); rows with
+the same kept count are solved together in one batched call. The plain NumPy
+per-row ``lstsq`` oracle the tests compare with is ``tests/naive_refit.py``.
+
+Drivers: :func:`refit_model` for a :class:`darbgen.graph.Model` (dense,
+convolution, LSTM and GRU layers), :func:`darbgen.train.refit_torch` for a
+PyTorch module.
+"""
+import numpy as np
+
+from .errors import DarbgenError
+
+#: default ridge strength (relative to the mean diagonal of each row's Gram block)
+DEFAULT_ALPHA = 1e-3
+
+
+class Gram:
+    """Accumulates ``A^T A`` and ``A^T B`` over batches of inputs, with a
+    column of ones appended to both (the bias)."""
+
+    def __init__(self, cols):
+        self.cols = int(cols)
+        self.pp = np.zeros((cols + 1, cols + 1))
+        self.pd = np.zeros((cols + 1, cols + 1))
+        self.rows = 0
+
+    def add(self, xp, xd=None):
+        """Add calibration rows: ``xp`` as the pruned network sees them,
+        ``xd`` as the dense one does (default: the same)."""
+        xp = _with_ones(xp, self.cols)
+        xd = xp if xd is None else _with_ones(xd, self.cols)
+        if xd.shape != xp.shape:
+            raise DarbgenError(f"refit: pruned and dense inputs differ in shape ({xp.shape} vs {xd.shape})")
+        self.pp += xp.T @ xp
+        self.pd += xp.T @ xd
+        self.rows += xp.shape[0]
+        return self
+
+
+def _with_ones(x, cols):
+    x = np.asarray(x, np.float64).reshape(-1, cols) if np.asarray(x).size else np.zeros((0, cols))
+    if not np.all(np.isfinite(x)):
+        raise DarbgenError("refit: the calibration inputs hold NaN or inf")
+    return np.hstack([x, np.ones((x.shape[0], 1))])
+
+
+def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights"):
+    """Refit the kept weights and the bias of one matrix.
+
+    Args:
+        weight: (R, C) dense weights (the pruned entries are read as the
+            dense values the layer should imitate).
+        bias: (R,) bias, or None for zeros.
+        mask: (R, C) bool, True where a weight is kept.
+        gram: a :class:`Gram` of the calibration inputs (C columns).
+        alpha: ridge strength relative to each row's mean Gram diagonal (> 0).
+
+    Returns:
+        (weight, bias): float32 arrays, weights zero outside the mask.
+    """
+    w = np.asarray(weight, np.float64)
+    mask = np.asarray(mask, bool)
+    rows, cols = w.shape
+    if mask.shape != w.shape:
+        raise DarbgenError(f"{name}: mask shape {mask.shape} does not match the weights {w.shape}")
+    if gram.cols != cols:
+        raise DarbgenError(f"{name}: calibration inputs have {gram.cols} columns, the weights {cols}")
+    if gram.rows == 0:
+        raise DarbgenError(f"{name}: no calibration inputs to refit on")
+    if not (np.isfinite(alpha) and alpha > 0):
+        raise DarbgenError(f"{name}: alpha must be a finite number > 0 (the ridge strength), got {alpha!r}")
+    b = np.zeros(rows) if bias is None else np.asarray(bias, np.float64)
+    dense = np.hstack([w, b[:, None]])                  # (R, C+1): the outputs to imitate
+    target = dense @ gram.pd.T                          # row r: ([Xp 1]^T [Xd 1]) [w_r; b_r]
+    new = np.zeros_like(dense)
+    kept = mask.sum(axis=1)
+    for k in np.unique(kept):
+        rs = np.flatnonzero(kept == k)
+        # kept columns of each row, then the bias column (index C)
+        idx = np.hstack([np.nonzero(mask[rs])[1].reshape(len(rs), k), np.full((len(rs), 1), cols)])
+        a = gram.pp[idx[:, :, None], idx[:, None, :]]   # (rows, k+1, k+1)
+        lam = alpha * np.maximum(np.einsum("rii->r", a) / (k + 1), 1e-12)
+        a = a + lam[:, None, None] * np.eye(k + 1)
+        start = np.take_along_axis(dense[rs], idx, axis=1)
+        rhs = np.take_along_axis(target[rs], idx, axis=1) + lam[:, None] * start
+        sol = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
+        new[rs[:, None], idx] = sol
+    out_w = new[:, :cols].astype(np.float32)
+    out_w[~mask] = 0.0
+    return out_w, new[:, cols].astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- graph.Model driver
+
+def _layer_inputs(layer, shape, y):
+    """{matrix name: (rows, cols) inputs it multiplies} for one weight layer fed ``y``."""
+    from .graph import LSTM, Conv1D, Conv2D, Dense
+
+    if isinstance(layer, Dense):
+        return {layer.name: y}
+    if isinstance(layer, (Conv2D, Conv1D)):
+        p = layer.op(shape).patches(np.asarray(y, np.float64), 0.0)
+        return {layer.name: p.reshape(-1, p.shape[-1])}
+    if isinstance(layer, LSTM):
+        op = layer.op(shape)
+        x = np.asarray(y, np.float64).reshape(len(y), op.steps, -1)
+        hs = op.trace_f64(y)[3]                                   # (T, n, H)
+        h_prev = np.concatenate([np.zeros_like(hs[:1]), hs[:-1]]).transpose(1, 0, 2)
+        return {layer.ih.name: x.reshape(-1, x.shape[-1]), layer.hh.name: h_prev.reshape(-1, hs.shape[-1])}
+    return {}
+
+
+
+def _inputs_by_matrix(model, x):
+    """{matrix name: its inputs} for every pruned matrix of ``model`` run on ``x``."""
+    out = {}
+    with np.errstate(under="ignore"):
+        for layer, shape, y in model.walk(x):
+            if layer is not None:
+                out.update(_layer_inputs(layer, shape, y))
+    return out
+
+
+def _check_calib(model, x):
+    x = np.asarray(x)
+    if x.ndim < 1 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+        raise DarbgenError(f"{model.name}: calibration inputs must be a non-empty numeric array, one input per row")
+    size = int(np.prod(model.input_shape))
+    if x.size != len(x) * size:
+        raise DarbgenError(f"{model.name}: calibration inputs of shape {x.shape} do not match the model's input "
+                           f"{tuple(model.input_shape)} ({size} values each)")
+    if not np.all(np.isfinite(x)):
+        raise DarbgenError(f"{model.name}: calibration inputs hold NaN or inf")
+    return np.asarray(x, np.float64).reshape(len(x), size)
+
+
+def input_norms(model, calib):
+    """Activation-aware saliency factors: {matrix name: L2 norm of each input
+    column over the calibration inputs}, for :func:`darbgen.prune_model`'s
+    ``input_norms`` (saliency |w_ij| * ||x_j||)."""
+    x = _check_calib(model, calib)
+    return {name: np.sqrt(np.sum(np.square(v), axis=0)) for name, v in _inputs_by_matrix(model, x).items()}
+
+
+def refit_model(model, results, calib, *, alpha=DEFAULT_ALPHA, sequential=True):
+    """The pruned model with every pruned matrix's kept weights and bias refit.
+
+    Args:
+        model: the dense :class:`darbgen.graph.Model`.
+        results: {matrix name: PruneResult} (as from :func:`darbgen.prune_model`).
+        calib: calibration inputs of the model's first layer, (n, inputs).
+        alpha: ridge strength (see the module docstring).
+        sequential: fit each layer on the inputs the already refit pruned
+            layers before it produce (True), or on the dense model's inputs.
+
+    Returns:
+        A Model like ``model.with_pruning(results)`` (same masks and block
+        sizes) whose kept weights and biases are refit.
+    """
+    import dataclasses
+
+    from .graph import LSTM, Conv1D, Conv2D, Dense, Model
+
+    x = _check_calib(model, calib)
+    dense_inputs = _inputs_by_matrix(model, x)
+    current = model.with_pruning(results)
+    for index, layer in enumerate(model.layers):
+        parts = {layer.ih.name: layer.ih, layer.hh.name: layer.hh} if isinstance(layer, LSTM) else (
+            {layer.name: layer} if isinstance(layer, (Dense, Conv1D, Conv2D)) else {})
+        parts = {n: p for n, p in parts.items() if n in results}
+        if not parts:
+            continue
+        pruned_inputs = _inputs_by_matrix(current, x) if sequential else dense_inputs
+        fitted = {}
+        for n, part in parts.items():
+            gram = Gram(part.pruning_matrix.shape[1]).add(pruned_inputs[n], dense_inputs[n])
+            fitted[n] = refit_matrix(part.pruning_matrix, part.bias, results[n].mask, gram, alpha, n)
+        old = current.layers[index]
+        if isinstance(layer, LSTM):
+            (wi, bi), (wh, bh) = (fitted.get(layer.ih.name, (old.w_ih, old.b_ih)),
+                                  fitted.get(layer.hh.name, (old.w_hh, old.b_hh)))
+            new = dataclasses.replace(old, w_ih=wi, w_hh=wh, b_ih=bi, b_hh=bh)
+        else:
+            w, b = fitted[layer.name]
+            new = dataclasses.replace(old, weight=w.reshape(np.shape(old.weight)), bias=b)
+        layers = list(current.layers)
+        layers[index] = new
+        current = Model(current.name, current.input_shape, layers, current.classes)
+    return current
