@@ -25,13 +25,15 @@ setup(
     install_requires=["numpy>=1.24", "numba>=0.59", "jinja2>=3.1", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "emlearn==0.23.2", "onnx>=1.15",
-                 "onnxruntime>=1.17", "torch>=2.1", "keras>=3.15", "jax[cpu]>=0.10"],
+                 "onnxruntime>=1.17", "torch>=2.1", "keras>=3.15", "jax[cpu]>=0.10", "matplotlib>=3.7"],
         "sklearn": ["scikit-learn>=1.3"],
         "onnx": ["onnx>=1.15"],
         "torch": ["torch>=2.1"],
         "keras": ["keras>=3.15", "jax[cpu]>=0.10"],
         # examples/compare_emlearn.py uses emlearn internals: pinned exactly
-        "examples": ["scikit-learn>=1.3", "emlearn==0.23.2"],
+        "examples": ["scikit-learn>=1.3", "emlearn==0.23.2", "matplotlib>=3.7"],
+        # `darbgen report` draws its figures with matplotlib
+        "report": ["matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["darbgen=darbgen.cli:main"]},
     classifiers=[

@@ -145,6 +145,30 @@ def _parser():
     de.add_argument("--json", action="store_true", help="print the report as one JSON object")
     de.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
 
+    rp = sub.add_parser(
+        "report", help="a Markdown report with PNG figures from experiment results and/or weights",
+        description="Write DIR/report.md and its PNG figures. From experiment results (JSON, schema "
+                    "darbgen-experiment/1): the highest pruning ratio each method and variant reaches within "
+                    "tolerance of the dense model, DARB against its goals (2x block 4x4, 0.8x irregular), every "
+                    "run, and a metric-versus-ratio plot. From weights (.npz, read as `darbgen prune` reads it): "
+                    "per matrix, the row densities after irregular pruning at --ratio, DARB's block size per row, "
+                    "and the masks of irregular, DARB and 4x4 block pruning. Without --weights, the file named by "
+                    "a results file's \"weights\" field is used. Needs matplotlib (pip install "
+                    "'darbgen[report]'). The same inputs give byte-identical files. docs/report.md.",
+        epilog="examples:\n  darbgen report --results results/digits_mlp.json --out /tmp/report\n"
+               "  darbgen report --weights examples/digits_mlp.npz --ratio 8 --out /tmp/report --force",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("--results", nargs="+", action="extend", metavar="R.json",
+                    help="experiment results (JSON, docs/report.md); several files, or the option repeated, "
+                         "give one section each")
+    rp.add_argument("--weights", metavar="W.npz", help="dense weight matrices for the per-matrix figures")
+    rp.add_argument("--ratio", type=float, default=16.0, help="pruning ratio of the per-matrix figures "
+                    "(default: 16)")
+    rp.add_argument("--out", required=True, metavar="DIR", help="folder to write report.md and the PNGs into "
+                    "(written whole through a temporary folder)")
+    rp.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    rp.add_argument("--title", help="the report's heading (default: the results' title)")
+
     be = sub.add_parser("bench", help="benchmarks (prints figures; see docs/benchmarks.md)",
                         description="Benchmarks. `darbgen bench prune --help` for the pruning benchmark, "
                                     "`darbgen bench mcu --help` for the Cortex-M kernels.")
@@ -533,6 +557,23 @@ def build_table(report):
     return "\n".join(lines)
 
 
+def cmd_report(args):
+    """`darbgen report`: write the Markdown report, print the files and the headline table."""
+    from .reporting import headline_text, load_results, write_report
+
+    if not args.results and not args.weights:
+        raise DarbgenError("report needs experiment results (--results R.json) and/or weights (--weights W.npz)")
+    _progress("writing the report...")
+    paths = write_report(args.out, results=args.results or (), weights=args.weights, ratio=args.ratio,
+                         force=args.force, title=args.title)
+    print("\n".join(paths))
+    if args.results:
+        print()
+        print("highest ratio within tolerance of the dense model:")
+        print(headline_text([load_results(p) for p in args.results]))
+    return 0
+
+
 def cmd_bench(args):
     if args.which == "prune":
         from .bench.prune import main as bench_main
@@ -554,7 +595,7 @@ def main(argv=None):
         return 2
     try:
         return {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
-                "bench": cmd_bench}[args.command](args)
+                "bench": cmd_bench, "report": cmd_report}[args.command](args)
     except DarbgenError as exc:
         print(f"darbgen: error: {exc}", file=sys.stderr)
         return 2
