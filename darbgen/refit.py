@@ -66,7 +66,7 @@ def _with_ones(x, cols):
     return np.hstack([x, np.ones((x.shape[0], 1))])
 
 
-def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights"):
+def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", fit_bias=True):
     """Refit the kept weights and the bias of one matrix.
 
     Args:
@@ -76,6 +76,8 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights"):
         mask: (R, C) bool, True where a weight is kept.
         gram: a :class:`Gram` of the calibration inputs (C columns).
         alpha: ridge strength relative to each row's mean Gram diagonal (> 0).
+        fit_bias: refit the bias too (False for a layer without one: the
+            bias stays as given, zeros for None).
 
     Returns:
         (weight, bias): float32 arrays, weights zero outside the mask.
@@ -99,17 +101,22 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights"):
     for k in np.unique(kept):
         rs = np.flatnonzero(kept == k)
         # kept columns of each row, then the bias column (index C)
-        idx = np.hstack([np.nonzero(mask[rs])[1].reshape(len(rs), k), np.full((len(rs), 1), cols)])
-        a = gram.pp[idx[:, :, None], idx[:, None, :]]   # (rows, k+1, k+1)
-        lam = alpha * np.maximum(np.einsum("rii->r", a) / (k + 1), 1e-12)
-        a = a + lam[:, None, None] * np.eye(k + 1)
+        idx = np.nonzero(mask[rs])[1].reshape(len(rs), k)
+        if fit_bias:
+            idx = np.hstack([idx, np.full((len(rs), 1), cols)])
+        size = idx.shape[1]
+        if size == 0:
+            continue
+        a = gram.pp[idx[:, :, None], idx[:, None, :]]   # (rows, size, size)
+        lam = alpha * np.maximum(np.einsum("rii->r", a) / size, 1e-12)
+        a = a + lam[:, None, None] * np.eye(size)
         start = np.take_along_axis(dense[rs], idx, axis=1)
         rhs = np.take_along_axis(target[rs], idx, axis=1) + lam[:, None] * start
         sol = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
         new[rs[:, None], idx] = sol
     out_w = new[:, :cols].astype(np.float32)
     out_w[~mask] = 0.0
-    return out_w, new[:, cols].astype(np.float32)
+    return out_w, (new[:, cols] if fit_bias else b).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- graph.Model driver
