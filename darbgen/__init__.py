@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "prune": ("darbgen.pruning.api", "prune"),
     "prune_model": ("darbgen.pruning.api", "prune_model"),
+    "from_zeros": ("darbgen.pruning.api", "from_zeros"),
     "PruneResult": ("darbgen.pruning.result", "PruneResult"),
     "ModelPruneResult": ("darbgen.pruning.result", "ModelPruneResult"),
     "METHODS": ("darbgen.pruning.api", "METHODS"),

@@ -148,13 +148,23 @@ def _score(outputs, y, classes):
 
 def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
           percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None, allow_pickle=False,
-          prune_options=None, progress=False, command=None, layers=None):
+          prune_options=None, progress=False, command=None, layers=None, from_zeros=False, saliency="magnitude",
+          refit=False, refit_alpha=None):
     """Build verified C from a trained model; returns a :class:`BuildResult`.
 
     Args:
         source: a model file (.npz, or a scikit-learn pickle with
             ``allow_pickle``), a fitted scikit-learn MLP, or a graph.Model.
         ratio: pruning ratio (None: no pruning, dense weights).
+        from_zeros: the model is already pruned (fine-tuned with
+            :mod:`darbgen.train`, say): its zeros are the mask, read with
+            :func:`darbgen.from_zeros` for ``method`` darb or irregular
+            (no ``ratio``).
+        saliency: "magnitude" (|w|) or "activation" (|w| * the norm of its
+            input over the calibration inputs, :func:`darbgen.refit.input_norms`).
+        refit: after pruning, refit the kept weights and biases by least
+            squares to the dense model's outputs on the calibration inputs
+            (:func:`darbgen.refit.refit_model`; ``refit_alpha`` its ridge strength).
         layers: names of the layers to prune (default: every dense and
             convolution layer); the others keep every weight.
         method, scope, prune_options: as :func:`darbgen.prune_model`.
@@ -177,6 +187,12 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
                            ".npy array of shape (n, inputs), not an .npz of per-layer inputs")
     if target not in TARGETS:
         raise DarbgenError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
+    if saliency not in ("magnitude", "activation"):
+        raise DarbgenError(f"unknown saliency {saliency!r}; choose 'magnitude' or 'activation'")
+    if from_zeros and ratio is not None:
+        raise DarbgenError("--from-zeros reads the ratio from the model's zeros; do not give --ratio with it")
+    if (refit or saliency == "activation") and ratio is None:
+        raise DarbgenError("--refit and --saliency activation need a pruning --ratio")
     on_core = target != "host"
     start = time.perf_counter()
     bar = _steps(progress, 9 if on_core else 7)
@@ -191,10 +207,35 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
             raise DarbgenError(f"{unknown[0]}: no dense or convolution layer of that name; the model has: "
                                f"{', '.join(weights)}")
         weights = {n: w for n, w in weights.items() if n in layers}
+    fit_inputs = None
+    if refit or saliency == "activation":
+        fit_inputs = calib if calib is not None else src.calib if src.calib is not None else None
+        if fit_inputs is None:
+            raise DarbgenError("--refit and --saliency activation need calibration inputs: give --calib X.npy "
+                               "(inputs from the training set) or bundle calib.x in the model file")
     results = {}
-    if ratio is not None:
-        results = dict(prune_model(weights, ratio, method, scope=scope, **(prune_options or {})).items())
+    if from_zeros:
+        from .pruning import from_zeros as read_zeros
+
+        cands = (prune_options or {}).get("candidates")
+        results = {n: read_zeros(w, method, name=n, candidates=cands) for n, w in weights.items()}
         pruned = model.with_pruning(results)
+        notes.append(f"pruning read from the model's zeros ({method})")
+    elif ratio is not None:
+        norms = None
+        if saliency == "activation":
+            from .refit import input_norms
+
+            norms = {n: v for n, v in input_norms(model, fit_inputs).items() if n in weights}
+        results = dict(prune_model(weights, ratio, method, scope=scope, input_norms=norms,
+                                   **(prune_options or {})).items())
+        if refit:
+            from .refit import DEFAULT_ALPHA, refit_model
+
+            pruned = refit_model(model, results, fit_inputs, alpha=refit_alpha or DEFAULT_ALPHA)
+            notes.append(f"kept weights refit by least squares on {len(fit_inputs)} calibration inputs")
+        else:
+            pruned = model.with_pruning(results)
     else:
         pruned = model
     _advance(bar, "pruned")

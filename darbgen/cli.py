@@ -110,7 +110,9 @@ def _parser():
                     "match the reference. docs/build.md.",
         epilog="examples:\n  darbgen build examples/digits_mlp.npz --ratio 2 --out /tmp/digits_c\n"
                "  darbgen build model.npz --ratio 16 --dtype int16 --calib x.npy --eval x_test.npy y_test.npy "
-               "--out c --json",
+               "--out c --json\n"
+               "  darbgen build examples/digits_mlp.npz --ratio 8 --refit --out /tmp/digits_8x   # no retraining\n"
+               "  darbgen build finetuned.onnx --from-zeros --calib x.npy --out c   # fine-tuned with darbgen.train",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     bu.add_argument("model", metavar="MODEL", help="the trained model: .npz (docs/npz.md) or .pkl/.joblib "
                     "(scikit-learn MLP, needs --allow-pickle)")
@@ -120,6 +122,14 @@ def _parser():
     bu.add_argument("--scope", default="layer", choices=("layer", "global"), help="pruning scope (default: layer)")
     bu.add_argument("--layers", metavar="A,B", help="prune only these layers (default: every dense and "
                     "convolution layer); small first layers are often best left dense")
+    bu.add_argument("--from-zeros", action="store_true", help="the model is already pruned (fine-tuned with "
+                    "darbgen.train, say): take its zeros as the mask; with --method darb each row gets the largest "
+                    "block size that drops no non-zero (no --ratio)")
+    bu.add_argument("--saliency", default="magnitude", choices=("magnitude", "activation"), help="rank weights "
+                    "by |w| (default) or by |w| times the norm of its input over the calibration inputs")
+    bu.add_argument("--refit", action="store_true", help="after pruning, refit the kept weights and biases by "
+                    "least squares so each layer reproduces the dense layer's outputs on the calibration inputs "
+                    "(no retraining; often wins back most of the accuracy one-shot pruning loses)")
     _codegen_options(bu)
     bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "
                     "(default: test.x / test.y bundled in the file)")
@@ -471,7 +481,8 @@ def cmd_build(args):
                    kernel=args.kernel, calib=calib, percentile=args.percentile, eval_data=eval_data,
                    out=args.out, force=args.force, target=args.target, prefix=args.prefix,
                    allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command,
-                   layers=_split(args.layers))
+                   layers=_split(args.layers), from_zeros=args.from_zeros, saliency=args.saliency,
+                   refit=args.refit)
     return _print_build(result, args.json)
 
 

@@ -141,3 +141,19 @@ def test_recurrent_refit_brings_the_output_closer(rng, cls):
         r = results[f"rnn.{part}"]
         assert np.all(getattr(layer, part)[~r.mask] == 0)
         np.testing.assert_array_equal(layer.masks[part], r.mask)
+
+
+def test_build_with_refit_and_activation_saliency(gcc):
+    from darbgen.build import build
+
+    path = str(EXAMPLES / "digits_mlp.npz")
+    plain = build(path, ratio=8, dtype="int8")
+    fitted = build(path, ratio=8, dtype="int8", refit=True, saliency="activation")
+    assert fitted.ok
+    assert fitted.report["accuracy"]["pruned"] > plain.report["accuracy"]["pruned"] + 0.3
+    assert fitted.report["accuracy"]["c"] > 0.9
+    assert any("refit by least squares" in n for n in fitted.report["notes"])
+    with pytest.raises(DarbgenError, match="need a pruning --ratio"):
+        build(path, refit=True)
+    with pytest.raises(DarbgenError, match="unknown saliency"):
+        build(path, ratio=2, saliency="random")

@@ -3,7 +3,7 @@
 ``prune`` and ``prune_model`` are the entry points; ``kernels`` holds the numba
 code and ``search`` the exact DARB block-size assignment.
 """
-from .api import METHODS, SCOPES, prune, prune_model
+from .api import METHODS, SCOPES, from_zeros, prune, prune_model
 from .result import ModelPruneResult, PruneResult
 
-__all__ = ["METHODS", "SCOPES", "prune", "prune_model", "PruneResult", "ModelPruneResult"]
+__all__ = ["METHODS", "SCOPES", "from_zeros", "prune", "prune_model", "PruneResult", "ModelPruneResult"]

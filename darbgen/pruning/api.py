@@ -355,3 +355,47 @@ def _structure_size(value, ratio, n_keep, what, name):
         raise DarbgenError(f"{name}: give {what}= or a ratio")
     ratio = check_ratio(ratio, name, "bmwm" if what == "block" else "nm")
     return max(1, int(round(ratio * n_keep)))
+
+
+def from_zeros(weights, method="darb", *, name="weights", candidates=None):
+    """The pruning an already pruned matrix carries in its zeros (a model
+    fine-tuned with :mod:`darbgen.train`, or pruned by another tool).
+
+    ``irregular``: the mask is the non-zeros. ``darb``: each row gets the
+    largest candidate block size (default: powers of two up to the column
+    count) whose blocks each hold at most one non-zero, and the mask keeps
+    the largest weight of every block, so no non-zero is ever dropped (a
+    block of zeros keeps one zero). A model fine-tuned with DARB comes back
+    with its block sizes or larger ones.
+
+    Returns a :class:`PruneResult` (``requested_ratio`` None).
+    """
+    if method not in ("darb", "irregular"):
+        raise DarbgenError(f"{name}: reading the pruning from zeros works for 'darb' and 'irregular', not {method!r}")
+    w = as_weights(weights, name)
+    nonzero = w != 0
+    if method == "irregular":
+        kept = int(np.count_nonzero(nonzero))
+        if kept == 0:
+            raise DarbgenError(f"{name}: every weight is zero; nothing to keep")
+        return PruneResult(nonzero, w.size / kept, None, None, "irregular", {"from_zeros": True}, name=name,
+                           kept=kept)
+    rows, cols = w.shape
+    cands = clean_candidates(candidates, cols, name)
+    cands = cands[cands <= cols]
+    if cands.size == 0:
+        raise DarbgenError(f"{name}: no candidate block size fits {cols} columns")
+    sizes = np.full(rows, -1, np.int64)
+    for b in cands:                       # ascending: the last size that fits wins
+        nb = -(-cols // b)
+        padded = np.zeros((rows, nb * b), bool)
+        padded[:, :cols] = nonzero
+        fits = padded.reshape(rows, nb, b).sum(axis=2).max(axis=1) <= 1
+        sizes[fits] = b
+    if np.any(sizes < 0):
+        r = int(np.flatnonzero(sizes < 0)[0])
+        raise DarbgenError(f"{name}: row {r} has two non-zeros closer than the smallest candidate block "
+                           f"({int(cands[0])}); allow block size 1 or read it as irregular")
+    mask = kernels.block_max_mask(w, None, sizes)
+    kept = int(np.count_nonzero(mask))
+    return PruneResult(mask, w.size / kept, None, sizes, "darb", {"from_zeros": True}, name=name, kept=kept)

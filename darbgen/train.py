@@ -1,0 +1,445 @@
+"""Masked fine-tuning and one-shot refit of PyTorch models (``pip install torch``).
+
+What is pruned: the weight matrices of ``nn.Linear``, ``nn.Conv1d`` /
+``nn.Conv2d`` (ungrouped; a kernel (out, in, k...) is pruned as the matrix
+(out, in*k...)) and of ``nn.LSTM`` / ``nn.GRU`` (``weight_ih_l<k>`` and
+``weight_hh_l<k>``, one row per gate unit). They are named by their
+parameter names (``fc1.weight``, ``rnn.weight_hh_l0``).
+
+Fine-tuning, in your own training loop::
+
+    pruning = darbgen.train.MaskedPruning(model, ratio=16, method="darb", steps=2000, optimizer=opt)
+    with pruning:
+        for x, y in batches:
+            opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()   # masks follow every step
+
+The ratio rises from 1 to 16 over the first 2000 optimizer steps on the
+cubic schedule of Zhu and Gupta (2017); every ``every`` steps the pattern is
+derived again from the current weights (DARB: irregular pass, per-row block
+sizes, block maximum). Between re-derivations the masks are fixed: pruned
+weights get zero gradients and are set back to zero after every optimizer
+step, so no optimizer state (momentum, Adam) can revive them. Without an
+``optimizer=``, call ``pruning.step()`` after each optimizer step. When the
+loop ends the model holds zeros where it is pruned; ``darbgen build`` with
+``--from-zeros`` (or ``build(..., ratio="zeros")``) takes those zeros as the
+mask. :func:`fine_tune` is a ready loop for the common case.
+
+One-shot, without retraining: :func:`activation_norms` (saliency
+|w| * ||x||) and :func:`refit` (least-squares refit of the kept weights on
+calibration inputs, :mod:`darbgen.refit`).
+"""
+import math
+
+import numpy as np
+
+from .errors import DarbgenError
+from .pruning import prune_model
+
+_RECURRENT = ("LSTM", "GRU")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise DarbgenError("darbgen.train needs PyTorch: pip install torch") from None
+    return torch
+
+
+# ----------------------------------------------------------------------------- what is pruned
+
+def prunable(model, layers=None):
+    """{parameter name: (module, parameter)} of the weight matrices pruned in
+    ``model``, in registration order. ``layers``: names to keep (parameter
+    names such as ``fc1.weight``, or module names such as ``fc1``)."""
+    torch = _torch()
+    nn = torch.nn
+    out = {}
+    for mod_name, mod in model.named_modules():
+        prefix = mod_name + "." if mod_name else ""
+        if isinstance(mod, nn.Linear):
+            out[prefix + "weight"] = (mod, mod.weight)
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            if mod.groups == 1:
+                out[prefix + "weight"] = (mod, mod.weight)
+        elif type(mod).__name__ in _RECURRENT and isinstance(mod, nn.RNNBase):
+            for pname, p in mod.named_parameters(recurse=False):
+                if pname.startswith("weight_"):
+                    out[prefix + pname] = (mod, p)
+    if layers is not None:
+        wanted = set(layers)
+        chosen = {n: v for n, v in out.items() if n in wanted or n.rsplit(".", 1)[0] in wanted}
+        found = {n for n in wanted if n in chosen or any(c.rsplit(".", 1)[0] == n for c in chosen)}
+        missing = sorted(wanted - found)
+        if missing:
+            raise DarbgenError(f"{missing[0]}: no prunable weight of that name; the model has: {', '.join(out)}")
+        out = chosen
+    if not out:
+        raise DarbgenError("the model has no Linear, Conv1d/Conv2d, LSTM or GRU weights to prune")
+    return out
+
+
+def _matrix(param):
+    w = param.detach().cpu().double().numpy().astype(np.float32)
+    return w.reshape(w.shape[0], -1)
+
+
+def prune_masks(model, ratio, method="darb", *, layers=None, input_norms=None, scope="layer", **options):
+    """Masks for the model's current weights, without changing them.
+
+    Args:
+        model: a torch.nn.Module.
+        ratio, method, scope, **options: as :func:`darbgen.prune_model`.
+        layers: which weights (see :func:`prunable`; default all).
+        input_norms: {parameter name: per-column norms} for activation-aware
+            saliency (see :func:`activation_norms`).
+
+    Returns:
+        {parameter name: PruneResult} (masks as 2-D matrices, rows = outputs).
+    """
+    params = prunable(model, layers)
+    matrices = {n: _matrix(p) for n, (_, p) in params.items()}
+    norms = None if input_norms is None else {n: v for n, v in input_norms.items() if n in matrices}
+    return dict(prune_model(matrices, ratio, method, scope=scope, input_norms=norms, **options).items())
+
+
+def apply_masks(model, results):
+    """Set the pruned weights of ``model`` to zero, in place; ``results``
+    maps parameter names to PruneResults or bool arrays."""
+    torch = _torch()
+    params = prunable(model)
+    with torch.no_grad():
+        for name, r in results.items():
+            if name not in params:
+                raise DarbgenError(f"{name}: no prunable weight of that name in the model")
+            p = params[name][1]
+            mask = _mask_tensor(r, p)
+            p.mul_(mask)
+
+
+def _mask_tensor(result, param):
+    torch = _torch()
+    mask = np.asarray(getattr(result, "mask", result), bool)
+    if mask.size != param.numel():
+        raise DarbgenError(f"mask of {mask.size} entries does not fit a weight of shape {tuple(param.shape)}")
+    return torch.from_numpy(mask.reshape(tuple(param.shape)).copy()).to(param.device, param.dtype)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def cubic_ratio(step, final_ratio, steps, start=0, initial_ratio=1.0):
+    """The pruning ratio at optimizer step ``step`` on Zhu and Gupta's cubic
+    schedule: sparsity s(t) = s_f + (s_i - s_f) (1 - (t - start) / steps)^3,
+    rising fast at first and levelling off; ratio = 1 / (1 - s). Before
+    ``start`` the ratio is ``initial_ratio``, from ``start + steps`` on it is
+    ``final_ratio``."""
+    if steps <= 0 or step >= start + steps:
+        return float(final_ratio)
+    if step <= start:
+        return float(initial_ratio)
+    s_i, s_f = 1 - 1 / initial_ratio, 1 - 1 / final_ratio
+    s = s_f + (s_i - s_f) * (1 - (step - start) / steps) ** 3
+    return 1 / (1 - s)
+
+
+# ----------------------------------------------------------------------------- masked fine-tuning
+
+class MaskedPruning:
+    """Gradual pruning with fixed masks between updates, for any training loop.
+
+    Args:
+        model: the torch.nn.Module to prune (changed in place).
+        ratio: the final pruning ratio (total / kept weights per matrix).
+        method: ``darb`` (default) or any :data:`darbgen.METHODS` entry.
+        steps: optimizer steps over which the ratio rises from
+            ``initial_ratio`` to ``ratio`` (cubic schedule); 0 prunes to
+            ``ratio`` at once, on entering.
+        start: the step the schedule starts at (dense training before it).
+        every: re-derive the masks every this many steps while the ratio
+            rises (default: steps / 16, at least 1). Once the final ratio is
+            reached the masks never change again.
+        optimizer: if given, masks are re-applied by a hook after each of
+            its ``step()`` calls; otherwise call :meth:`step` yourself.
+        layers, scope, input_norms, **options: as :func:`prune_masks`.
+
+    Attributes:
+        results: {parameter name: PruneResult} of the current masks.
+        ratio: the ratio of the current masks (the schedule's value).
+        step_count: optimizer steps seen.
+    """
+
+    def __init__(self, model, ratio, method="darb", *, steps=0, start=0, every=None, optimizer=None,
+                 layers=None, scope="layer", input_norms=None, initial_ratio=1.0, **options):
+        self.model, self.final_ratio, self.method = model, float(ratio), method
+        if not (math.isfinite(self.final_ratio) and self.final_ratio > 1):
+            raise DarbgenError(f"ratio must be a finite number > 1 (16 keeps 1 weight in 16), got {ratio!r}")
+        if steps < 0 or start < 0:
+            raise DarbgenError("steps and start must be >= 0")
+        self.steps, self.start = int(steps), int(start)
+        self.every = max(1, int(every if every is not None else self.steps // 16 or 1))
+        self.optimizer, self.layers, self.scope = optimizer, layers, scope
+        self.input_norms, self.initial_ratio, self.options = input_norms, float(initial_ratio), options
+        self.params = prunable(model, layers)
+        self.results, self.ratio, self.step_count = {}, 1.0, 0
+        self._masks, self._hooks = {}, []
+
+    # -- masks
+    def ratio_at(self, step):
+        return cubic_ratio(step, self.final_ratio, self.steps, self.start, self.initial_ratio)
+
+    def prune(self, ratio):
+        """Derive the masks from the current weights at ``ratio`` and apply them."""
+        self.ratio = float(ratio)
+        if ratio <= 1.0 + 1e-9:
+            self.results = {}
+            self._masks = {}
+            return
+        self.results = prune_masks(self.model, ratio, self.method, layers=list(self.params), scope=self.scope,
+                                   input_norms=self.input_norms, **self.options)
+        self._masks = {n: _mask_tensor(r, self.params[n][1]) for n, r in self.results.items()}
+        self.apply()
+
+    def apply(self):
+        """Zero the pruned weights (after an optimizer step)."""
+        torch = _torch()
+        with torch.no_grad():
+            for n, m in self._masks.items():
+                self.params[n][1].mul_(m)
+
+    def _due(self, step):
+        if step < self.start:
+            return False
+        if step >= self.start + self.steps:
+            return self.ratio != self.final_ratio
+        return (step - self.start) % self.every == 0
+
+    def step(self):
+        """Advance one optimizer step: re-derive the masks if the schedule
+        says so, then re-apply them."""
+        self.step_count += 1
+        if self._due(self.step_count):
+            self.prune(self.ratio_at(self.step_count))
+        else:
+            self.apply()
+
+    @property
+    def done(self):
+        """True once the final ratio is in place (masks fixed from then on)."""
+        return self.ratio == self.final_ratio
+
+    # -- hooks
+    def __enter__(self):
+        for name, (_, p) in self.params.items():
+            self._hooks.append(p.register_hook(self._grad_hook(name)))
+        if self.optimizer is not None:
+            self._hooks.append(self.optimizer.register_step_post_hook(lambda *_: self.step()))
+        if self._due(0) or self.steps == 0:
+            self.prune(self.ratio_at(0))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        self.apply()
+        return False
+
+    def _grad_hook(self, name):
+        def hook(grad):
+            mask = self._masks.get(name)
+            return grad if mask is None else grad * mask
+        return hook
+
+
+def fine_tune(model, batches, loss_fn, ratio, method="darb", *, steps=1000, prune_steps=None, lr=1e-3,
+              weight_decay=0.0, every=None, layers=None, progress=False, **options):
+    """Prune ``model`` gradually while training it, with Adam; returns the
+    :class:`MaskedPruning` (its ``results`` are the final masks).
+
+    Args:
+        batches: an iterable of batches, iterated again when exhausted (a
+            DataLoader, a list of tensors...), or a callable returning one batch.
+        loss_fn: ``loss_fn(model, batch)`` -> scalar loss tensor.
+        ratio, method, layers, every, **options: as :class:`MaskedPruning`.
+        steps: optimizer steps in all.
+        prune_steps: steps over which the ratio rises (default: half of ``steps``;
+            the rest trains with the final masks fixed).
+    """
+    torch = _torch()
+    prune_steps = steps // 2 if prune_steps is None else int(prune_steps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    pruning = MaskedPruning(model, ratio, method, steps=prune_steps, every=every, optimizer=optimizer,
+                            layers=layers, **options)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc=f"fine-tune {method} {ratio:g}x", unit="step", leave=False)
+    model.train()
+    stream = _batches(batches)
+    with pruning:
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model, next(stream))
+            if not torch.isfinite(loss):
+                raise DarbgenError(f"fine-tuning diverged (loss {float(loss)}); lower lr (now {lr:g})")
+            loss.backward()
+            optimizer.step()
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return pruning
+
+
+def _batches(batches):
+    if callable(batches):
+        while True:
+            yield batches()
+    while True:
+        empty = True
+        for b in batches:
+            empty = False
+            yield b
+        if empty:
+            raise DarbgenError("fine_tune got no batches")
+
+
+# ----------------------------------------------------------------------------- calibration inputs
+
+def _inputs_of(module, args, output):
+    """{suffix: (rows, cols) float64 inputs each weight of ``module`` multiplies}."""
+    torch = _torch()
+    nn = torch.nn
+    x = args[0]
+    if isinstance(module, nn.Linear):
+        return {"weight": x.reshape(-1, module.in_features)}
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        two_d = isinstance(module, nn.Conv2d)
+        if not two_d:
+            x = x.unsqueeze(2)
+        k = module.kernel_size if two_d else (1,) + tuple(module.kernel_size)
+        st = module.stride if two_d else (1,) + tuple(module.stride)
+        dil = module.dilation if two_d else (1,) + tuple(module.dilation)
+        pad = _padding(module, k, dil, two_d)
+        if any(isinstance(p, tuple) for p in pad):           # asymmetric 'same': pad explicitly
+            x = torch.nn.functional.pad(x, (pad[1][0], pad[1][1], pad[0][0], pad[0][1]))
+            pad = (0, 0)
+        cols = torch.nn.functional.unfold(x, k, dilation=dil, padding=pad, stride=st)   # (n, C*kh*kw, L)
+        return {"weight": cols.transpose(1, 2).reshape(-1, cols.shape[1])}
+    # recurrent, one layer, h0 = 0
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        raise DarbgenError("refit and activation norms need padded tensors, not PackedSequence inputs")
+    if module.num_layers != 1 or module.bidirectional or getattr(module, "proj_size", 0):
+        raise DarbgenError(f"{type(module).__name__}: refit and activation norms take one-layer, one-direction "
+                           f"recurrent layers (stack nn.{type(module).__name__} modules instead of num_layers)")
+    if len(args) > 1 and args[1] is not None:
+        raise DarbgenError(f"{type(module).__name__}: calibration runs must start from a zero state (no hx)")
+    seq = output[0]
+    if not module.batch_first:
+        x, seq = x.transpose(0, 1), seq.transpose(0, 1)
+    if x.dim() == 2:
+        x, seq = x.unsqueeze(0), seq.unsqueeze(0)
+    prev = torch.cat([torch.zeros_like(seq[:, :1]), seq[:, :-1]], dim=1)
+    return {"weight_ih_l0": x.reshape(-1, x.shape[-1]), "weight_hh_l0": prev.reshape(-1, prev.shape[-1])}
+
+
+def _padding(module, k, dil, two_d):
+    pad = module.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            return (0, 0)
+        total = [d * (kk - 1) for kk, d in zip(k, dil)]
+        return tuple((t // 2, t - t // 2) if t % 2 else t // 2 for t in total)
+    return tuple(pad) if two_d else (0,) + tuple(pad)
+
+
+def _capture(model, calib, names):
+    """{parameter name: float64 inputs} for the named weights, over ``calib``."""
+    torch = _torch()
+    params = prunable(model)
+    modules = {}
+    for n in names:
+        mod, _ = params[n]
+        modules.setdefault(id(mod), (mod, n.rsplit(".", 1)[0] if "." in n else ""))
+    got = {n: [] for n in names}
+
+    def make(prefix):
+        def hook(module, args, output):
+            for suffix, v in _inputs_of(module, args, output).items():
+                key = f"{prefix}.{suffix}" if prefix else suffix
+                if key in got:
+                    got[key].append(v.detach().cpu().double().numpy())
+        return hook
+
+    handles = [mod.register_forward_hook(make(prefix)) for mod, prefix in modules.values()]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in _calib_batches(calib):
+                model(*batch) if isinstance(batch, tuple) else model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    missing = [n for n, v in got.items() if not v]
+    if missing:
+        raise DarbgenError(f"{missing[0]}: its layer never ran on the calibration inputs")
+    return {n: np.concatenate(v) for n, v in got.items()}
+
+
+def _calib_batches(calib):
+    torch = _torch()
+    if isinstance(calib, torch.Tensor):
+        return [calib]
+    if isinstance(calib, np.ndarray):
+        return [torch.from_numpy(calib)]
+    return list(calib)
+
+
+def activation_norms(model, calib, layers=None):
+    """{parameter name: L2 norm of each input column over the calibration
+    inputs} (``calib``: a tensor, or an iterable of batches), for
+    activation-aware saliency |w| * ||x||."""
+    names = list(prunable(model, layers))
+    return {n: np.sqrt(np.sum(np.square(v), axis=0)) for n, v in _capture(model, calib, names).items()}
+
+
+def refit(model, results, calib, *, alpha=None, sequential=True):
+    """Prune ``model`` (dense, changed in place) with the masks of
+    ``results`` and refit every pruned matrix's kept weights and bias by
+    least squares so its outputs match the dense layer's on ``calib``
+    (:mod:`darbgen.refit`). ``sequential``: fit each layer on the inputs the
+    already refit layers before it produce. Returns the model."""
+    import copy
+
+    from .refit import DEFAULT_ALPHA, Gram, refit_matrix
+
+    torch = _torch()
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    params = prunable(model)
+    unknown = [n for n in results if n not in params]
+    if unknown:
+        raise DarbgenError(f"{unknown[0]}: no prunable weight of that name in the model")
+    dense_model = copy.deepcopy(model)
+    dense_inputs = _capture(dense_model, calib, list(results))
+    order = [n for n in params if n in results]
+    apply_masks(model, results)
+    for name in order:
+        pruned_inputs = _capture(model, calib, [name])[name] if sequential else dense_inputs[name]
+        mod, p = params[name]
+        bias_suffix = name.rsplit(".", 1)[-1].replace("weight", "bias", 1)
+        bias = dict(mod.named_parameters(recurse=False)).get(bias_suffix)
+        dense_mod, dense_p = prunable(dense_model)[name]
+        dense_bias = dict(dense_mod.named_parameters(recurse=False)).get(bias_suffix)
+        matrix = _matrix(dense_p)
+        gram = Gram(matrix.shape[1]).add(pruned_inputs, dense_inputs[name])
+        b = None if dense_bias is None else dense_bias.detach().cpu().double().numpy()
+        new_w, new_b = refit_matrix(matrix, b, np.asarray(results[name].mask), gram, alpha, name,
+                                    fit_bias=bias is not None)
+        with torch.no_grad():
+            p.copy_(torch.from_numpy(new_w.reshape(tuple(p.shape))).to(p.dtype))
+            if bias is not None:
+                bias.copy_(torch.from_numpy(new_b).to(bias.dtype))
+    return model

@@ -1,0 +1,264 @@
+"""Masked fine-tuning and one-shot refit of PyTorch models (darbgen.train),
+and reading a fine-tuned model's pruning back from its zeros into `build`."""
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+import darbgen
+from darbgen.build import build
+from darbgen.errors import DarbgenError
+from darbgen.pruning.api import from_zeros
+
+try:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+except ImportError:
+    message = "torch is not installed: the fine-tuning tests need it (pip install torch)"
+    warnings.warn(message)
+    pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+
+from darbgen import train  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16).astype(np.float32)
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    return tuple(torch.from_numpy(a) for a in (x[:1300], y[:1300], x[1300:], y[1300:]))
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def loop(digits, seed=0):
+    xtr, ytr = digits[0], digits[1]
+    gen = torch.Generator().manual_seed(seed)
+
+    def batch():
+        i = torch.randint(0, len(xtr), (64,), generator=gen)
+        return xtr[i], ytr[i]
+
+    def loss(model, b):
+        return F.cross_entropy(model(b[0]), b[1])
+    return batch, loss
+
+
+def accuracy(model, digits):
+    with torch.no_grad():
+        return 100 * float((model(digits[2]).argmax(1) == digits[3]).double().mean())
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    torch.manual_seed(0)
+    model = mlp()
+    batch, loss = loop(digits)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(1500):
+        opt.zero_grad()
+        loss(model, batch()).backward()
+        opt.step()
+    model.eval()
+    assert accuracy(model, digits) > 94
+    return model
+
+
+def pattern(model):
+    return {n: (p.detach().numpy().reshape(p.shape[0], -1) != 0) for n, (_, p) in train.prunable(model).items()}
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def test_cubic_schedule():
+    assert train.cubic_ratio(0, 16, 100) == 1.0
+    assert train.cubic_ratio(100, 16, 100) == 16.0 and train.cubic_ratio(500, 16, 100) == 16.0
+    assert train.cubic_ratio(5, 16, 100, start=10) == 1.0
+    ratios = [train.cubic_ratio(t, 16, 100) for t in range(101)]
+    assert all(a <= b for a, b in zip(ratios, ratios[1:]))
+    # Zhu & Gupta: sparsity s_f + (s_i - s_f)(1 - t/n)^3; half way, 1 - 1/8 of the final sparsity
+    s_half = 1 - 1 / train.cubic_ratio(50, 16, 100)
+    assert s_half == pytest.approx((1 - 1 / 16) * (1 - 0.5 ** 3))
+    assert train.cubic_ratio(7, 16, 0) == 16.0
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+def test_fine_tuning_recovers_what_one_shot_pruning_loses(trained, digits):
+    dense = accuracy(trained, digits)
+    one_shot = copy.deepcopy(trained)
+    train.apply_masks(one_shot, train.prune_masks(one_shot, 8, "darb"))
+    lost = accuracy(one_shot, digits)
+    assert lost < dense - 20                             # 8x at once, no retraining: badly hurt
+    tuned = copy.deepcopy(trained)
+    batch, loss = loop(digits, seed=1)
+    pruning = train.fine_tune(tuned, batch, loss, 8, "darb", steps=800, lr=1e-3)
+    recovered = accuracy(tuned, digits)
+    assert recovered > lost + 20
+    assert recovered > dense - 3
+    assert pruning.done and pruning.ratio == 8
+    for name, r in pruning.results.items():              # the model holds exactly the final DARB masks
+        assert r.method == "darb" and r.ratio == pytest.approx(8, rel=0.05)
+        np.testing.assert_array_equal(pattern(tuned)[name] & ~r.mask, False)
+
+
+def test_masks_are_unchanged_by_training_in_the_users_own_loop(trained, digits):
+    model = copy.deepcopy(trained)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    batch, loss = loop(digits, seed=2)
+    pruning = train.MaskedPruning(model, 8, "darb", steps=40, every=10, optimizer=opt)
+    seen_ratios = []
+    with pruning:
+        for step in range(120):
+            opt.zero_grad()
+            loss(model, batch()).backward()
+            opt.step()                                      # the hook re-applies the masks
+            seen_ratios.append(pruning.ratio)
+            if step == 40:
+                fixed = {n: r.mask.copy() for n, r in pruning.results.items()}
+                values = {n: p.detach().clone() for n, (_, p) in train.prunable(model).items()}
+            if step > 40:
+                for n, (_, p) in train.prunable(model).items():
+                    assert torch.all(p.grad.reshape(p.shape[0], -1)[~torch.from_numpy(fixed[n])] == 0)
+    assert seen_ratios[0] == 1 and seen_ratios[9] > 1 and seen_ratios[39] == 8 and seen_ratios == sorted(seen_ratios)
+    for n, (_, p) in train.prunable(model).items():
+        w = p.detach().numpy().reshape(p.shape[0], -1)
+        np.testing.assert_array_equal(pruning.results[n].mask, fixed[n])     # never re-derived after the end
+        assert np.all(w[~fixed[n]] == 0)                                     # momentum did not revive them
+        assert not torch.equal(p.detach(), values[n])                        # yet the kept weights trained
+
+
+def test_manual_step_and_every_method(trained, digits):
+    for method, options in (("irregular", {}), ("block", {"tile": (4, 4)}), ("bank_balanced", {}),
+                            ("nm", {"n": 1}), ("bmwm", {})):
+        model = copy.deepcopy(trained)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        batch, loss = loop(digits)
+        with train.MaskedPruning(model, 4, method, steps=20, **options) as pruning:
+            for _ in range(30):
+                opt.zero_grad()
+                loss(model, batch()).backward()
+                opt.step()
+                pruning.step()
+        assert pruning.done
+        for n, r in pruning.results.items():
+            assert r.method == method
+            assert np.all(pattern(model)[n] <= r.mask)
+
+
+def test_recurrent_weights_are_pruned_and_refit(rng):
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(12, 16, batch_first=True)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0])
+
+    net = Net().eval()
+    assert list(train.prunable(net)) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "fc.weight"]
+    x = torch.from_numpy((rng.standard_normal((48 * 25, 2)) @ rng.standard_normal((2, 12))).reshape(48, 25, 12)).float()
+    with torch.no_grad():
+        want = net(x)
+    results = train.prune_masks(net, 4)
+    plain = copy.deepcopy(net)
+    train.apply_masks(plain, results)
+    refit = train.refit(copy.deepcopy(net), results, x)
+    with torch.no_grad():
+        before = float(((plain(x) - want) ** 2).mean())
+        after = float(((refit(x) - want) ** 2).mean())
+    assert after < 0.7 * before
+    for n, (_, p) in train.prunable(refit).items():
+        assert np.all(p.detach().numpy()[~results[n].mask] == 0)
+
+
+def test_torch_refit_and_norms_agree_with_the_numpy_model(rng):
+    """The torch hooks (unfold for convolutions) and darbgen.refit on the
+    imported model see the same inputs: same norms, same refit weights."""
+    from darbgen.importers.torch import model_from_torch
+    from darbgen.refit import input_norms, refit_model
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, stride=2), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(6 * 3 * 3, 4)).double().eval()
+    x = rng.standard_normal((40, 2, 7, 7))
+    model = model_from_torch(net, (2, 7, 7))
+    names = dict(zip(train.prunable(net), model.pruning_matrices()))
+    want = input_norms(model, x)
+    got = train.activation_norms(net, torch.from_numpy(x))
+    for tn, dn in names.items():
+        np.testing.assert_allclose(got[tn], want[dn], rtol=1e-5)
+    results = train.prune_masks(net, 4)
+    refit_np = refit_model(model, {names[n]: r for n, r in results.items()}, x)
+    train.refit(net, results, torch.from_numpy(x))
+    for tn, (_, p) in train.prunable(net).items():
+        layer = {lay.name: lay for lay in refit_np.weight_layers()}[names[tn]]
+        np.testing.assert_allclose(p.detach().numpy().reshape(p.shape[0], -1), layer.pruning_matrix,
+                                   rtol=1e-3, atol=1e-4)
+
+
+def test_fine_tuned_model_goes_straight_into_build(trained, digits, gcc):
+    model = copy.deepcopy(trained)
+    batch, loss = loop(digits, seed=3)
+    pruning = train.fine_tune(model, batch, loss, 8, "darb", steps=300)
+    model.darbgen_input_shape = (64,)
+    x_test, y_test = digits[2].numpy(), digits[3].numpy()
+    r = build(model, from_zeros=True, method="darb", dtype="int8", calib=digits[0][:256].numpy(),
+                            eval_data=(x_test, y_test))
+    assert r.ok
+    for layer, (name, res) in zip(r.pruned.weight_layers(), pruning.results.items()):
+        # the zeros give back the trained block sizes or larger ones, and drop no weight
+        assert np.all(layer.block_sizes >= res.block_sizes)
+        assert np.all(layer.mask >= res.mask) or np.all(layer.mask[pattern(model)[name]])
+    assert r.report["accuracy"]["pruned"] == pytest.approx(accuracy(model, digits) / 100, abs=0.005)
+    assert r.report["accuracy"]["c"] > r.report["accuracy"]["pruned"] - 0.02
+
+
+# ----------------------------------------------------------------------------- from_zeros and errors
+
+def test_from_zeros_recovers_darb_block_sizes(rng):
+    w = rng.standard_normal((30, 64)).astype(np.float32)
+    truth = darbgen.prune(w, 8)
+    got = from_zeros(truth.apply(w))
+    assert np.all(got.block_sizes >= truth.block_sizes)
+    assert np.all(got.mask[truth.mask])                          # no kept weight lost
+    for r in range(30):                                          # a block twice as large would hold two
+        b = int(got.block_sizes[r])
+        if 2 * b <= 64:
+            nz = np.flatnonzero(truth.apply(w)[r])
+            assert np.any(np.bincount(nz // (2 * b)) > 1)
+    irr = from_zeros(truth.apply(w), "irregular")
+    np.testing.assert_array_equal(irr.mask, truth.apply(w) != 0)
+    with pytest.raises(DarbgenError, match="row 0 has two non-zeros closer"):
+        from_zeros(np.ones((2, 8)), candidates=[2, 4])
+    with pytest.raises(DarbgenError, match="every weight is zero"):
+        from_zeros(np.zeros((2, 8)), "irregular")
+    with pytest.raises(DarbgenError, match="'darb' and 'irregular'"):
+        from_zeros(w, "block")
+
+
+def test_train_errors(trained):
+    with pytest.raises(DarbgenError, match="ratio must be a finite number > 1"):
+        train.MaskedPruning(trained, 1)
+    with pytest.raises(DarbgenError, match="nope: no prunable weight"):
+        train.prune_masks(trained, 4, layers=["nope"])
+    with pytest.raises(DarbgenError, match="no Linear, Conv1d/Conv2d, LSTM or GRU"):
+        train.prunable(nn.Sequential(nn.ReLU()))
+    deep = nn.LSTM(4, 8, num_layers=2, batch_first=True)
+    with pytest.raises(DarbgenError, match="one-layer"):
+        train.activation_norms(deep, torch.zeros(2, 5, 4))
+    with pytest.raises(DarbgenError, match="from the model's zeros; do not give --ratio"):
+        build(copy.deepcopy(trained), ratio=4, from_zeros=True)
