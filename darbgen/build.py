@@ -191,6 +191,9 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         raise DarbgenError(f"unknown saliency {saliency!r}; choose 'magnitude' or 'activation'")
     if from_zeros and ratio is not None:
         raise DarbgenError("--from-zeros reads the ratio from the model's zeros; do not give --ratio with it")
+    if from_zeros and (refit or saliency == "activation"):
+        raise DarbgenError("--refit and --saliency activation prune afresh; they do not apply to --from-zeros "
+                           "(a fine-tuned model is already refit by its training)")
     if (refit or saliency == "activation") and ratio is None:
         raise DarbgenError("--refit and --saliency activation need a pruning --ratio")
     on_core = target != "host"
@@ -232,7 +235,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         if refit:
             from .refit import DEFAULT_ALPHA, refit_model
 
-            pruned = refit_model(model, results, fit_inputs, alpha=refit_alpha or DEFAULT_ALPHA)
+            pruned = refit_model(model, results, fit_inputs, alpha=DEFAULT_ALPHA if refit_alpha is None else refit_alpha)
             notes.append(f"kept weights refit by least squares on {len(fit_inputs)} calibration inputs")
         else:
             pruned = model.with_pruning(results)

@@ -10,12 +10,15 @@ For one weight matrix W (rows = outputs) with bias b and mask M, and
 calibration inputs seen by the pruned network ``Xp`` (n, C) and by the dense
 network ``Xd`` (n, C), row r with kept columns S solves
 
-    minimise  || [Xp_S 1] [w_S; b] - (Xd w + b_r) ||^2  +  lam_r || [w_S; b] - [W_rS; b_r] ||^2
+    minimise  || [Xp_S 1] [w_S; b] - (Xd w + b_r) ||^2  +  sum_i lam_i (v_i - v0_i)^2
 
-a ridge regression pulled towards the row's original values. ``lam_r`` is
-``alpha`` times the mean diagonal of the row's Gram block, so ``alpha`` is
-scale free: ``alpha -> inf`` leaves the weights as they were, ``alpha -> 0``
-is the plain least-squares fit. Using the pruned network's inputs ``Xp``
+over v = [w_S; b], v0 = [W_rS; b_r]
+
+a ridge regression pulled towards the row's original values. The penalty on
+each coordinate is ``alpha`` times that coordinate's Gram diagonal (the
+squared norm of its input column, n for the bias), so rescaling an input
+(and its weights inversely) changes nothing: ``alpha -> inf`` leaves the
+weights as they were, ``alpha -> 0`` is the plain least-squares fit. Using the pruned network's inputs ``Xp``
 (sequential refit, layer after layer) lets each layer also correct the error
 that earlier pruned layers put into its input.
 
@@ -60,7 +63,9 @@ class Gram:
 
 
 def _with_ones(x, cols):
-    x = np.asarray(x, np.float64).reshape(-1, cols) if np.asarray(x).size else np.zeros((0, cols))
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[1] != cols:
+        raise DarbgenError(f"refit: calibration inputs must be (rows, {cols}), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise DarbgenError("refit: the calibration inputs hold NaN or inf")
     return np.hstack([x, np.ones((x.shape[0], 1))])
@@ -75,7 +80,7 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", 
         bias: (R,) bias, or None for zeros.
         mask: (R, C) bool, True where a weight is kept.
         gram: a :class:`Gram` of the calibration inputs (C columns).
-        alpha: ridge strength relative to each row's mean Gram diagonal (> 0).
+        alpha: ridge strength relative to each coordinate's Gram diagonal (> 0).
         fit_bias: refit the bias too (False for a layer without one: the
             bias stays as given, zeros for None).
 
@@ -95,7 +100,8 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", 
         raise DarbgenError(f"{name}: alpha must be a finite number > 0 (the ridge strength), got {alpha!r}")
     b = np.zeros(rows) if bias is None else np.asarray(bias, np.float64)
     dense = np.hstack([w, b[:, None]])                  # (R, C+1): the outputs to imitate
-    target = dense @ gram.pd.T                          # row r: ([Xp 1]^T [Xd 1]) [w_r; b_r]
+    # row r: ([Xp 1]^T [Xd 1]) [w_r; b_r]; with the bias fixed it is on both sides and cancels
+    target = (dense if fit_bias else np.hstack([w, np.zeros((rows, 1))])) @ gram.pd.T
     new = np.zeros_like(dense)
     kept = mask.sum(axis=1)
     for k in np.unique(kept):
@@ -108,10 +114,10 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", 
         if size == 0:
             continue
         a = gram.pp[idx[:, :, None], idx[:, None, :]]   # (rows, size, size)
-        lam = alpha * np.maximum(np.einsum("rii->r", a) / size, 1e-12)
-        a = a + lam[:, None, None] * np.eye(size)
+        lam = alpha * np.maximum(np.einsum("rii->ri", a), 1e-12)     # per coordinate
+        a = a + lam[:, :, None] * np.eye(size)
         start = np.take_along_axis(dense[rs], idx, axis=1)
-        rhs = np.take_along_axis(target[rs], idx, axis=1) + lam[:, None] * start
+        rhs = np.take_along_axis(target[rs], idx, axis=1) + lam * start
         sol = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
         new[rs[:, None], idx] = sol
     out_w = new[:, :cols].astype(np.float32)

@@ -175,6 +175,9 @@ class MaskedPruning:
             raise DarbgenError(f"ratio must be a finite number > 1 (16 keeps 1 weight in 16), got {ratio!r}")
         if steps < 0 or start < 0:
             raise DarbgenError("steps and start must be >= 0")
+        if not (1.0 <= float(initial_ratio) <= self.final_ratio):
+            raise DarbgenError(f"initial_ratio must be between 1 and the final ratio {self.final_ratio:g}, "
+                               f"got {initial_ratio!r}")
         self.steps, self.start = int(steps), int(start)
         self.every = max(1, int(every if every is not None else self.steps // 16 or 1))
         self.optimizer, self.layers, self.scope = optimizer, layers, scope
@@ -189,14 +192,13 @@ class MaskedPruning:
 
     def prune(self, ratio):
         """Derive the masks from the current weights at ``ratio`` and apply them."""
-        self.ratio = float(ratio)
         if ratio <= 1.0 + 1e-9:
-            self.results = {}
-            self._masks = {}
+            self.results, self._masks, self.ratio = {}, {}, float(ratio)
             return
-        self.results = prune_masks(self.model, ratio, self.method, layers=list(self.params), scope=self.scope,
-                                   input_norms=self.input_norms, **self.options)
-        self._masks = {n: _mask_tensor(r, self.params[n][1]) for n, r in self.results.items()}
+        results = prune_masks(self.model, ratio, self.method, layers=list(self.params), scope=self.scope,
+                              input_norms=self.input_norms, **self.options)
+        self._masks = {n: _mask_tensor(r, self.params[n][1]) for n, r in results.items()}
+        self.results, self.ratio = results, float(ratio)
         self.apply()
 
     def apply(self):
@@ -229,20 +231,32 @@ class MaskedPruning:
 
     # -- hooks
     def __enter__(self):
-        for name, (_, p) in self.params.items():
-            self._hooks.append(p.register_hook(self._grad_hook(name)))
-        if self.optimizer is not None:
-            self._hooks.append(self.optimizer.register_step_post_hook(lambda *_: self.step()))
-        if self._due(0) or self.steps == 0:
+        try:
             self.prune(self.ratio_at(0))
+            for name, (_, p) in self.params.items():
+                self._hooks.append(p.register_hook(self._grad_hook(name)))
+            if self.optimizer is not None:
+                self._hooks.append(self.optimizer.register_step_post_hook(lambda *_: self.step()))
+        except BaseException:
+            self._remove_hooks()
+            raise
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        self._remove_hooks()
+        self.apply()
+        if exc_type is None and not self.done:
+            import warnings
+
+            warnings.warn(f"masked pruning ended at ratio {self.ratio:.3g}, before the final {self.final_ratio:g} "
+                          f"(the schedule needs {self.start + self.steps} optimizer steps, {self.step_count} were "
+                          f"seen)", stacklevel=2)
+        return False
+
+    def _remove_hooks(self):
         for h in self._hooks:
             h.remove()
         self._hooks = []
-        self.apply()
-        return False
 
     def _grad_hook(self, name):
         def hook(grad):
@@ -267,6 +281,9 @@ def fine_tune(model, batches, loss_fn, ratio, method="darb", *, steps=1000, prun
     """
     torch = _torch()
     prune_steps = steps // 2 if prune_steps is None else int(prune_steps)
+    if prune_steps > steps:
+        raise DarbgenError(f"prune_steps ({prune_steps}) must not exceed steps ({steps}): the final ratio would "
+                           f"never be reached")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     pruning = MaskedPruning(model, ratio, method, steps=prune_steps, every=every, optimizer=optimizer,
                             layers=layers, **options)
@@ -307,95 +324,101 @@ def _batches(batches):
 
 # ----------------------------------------------------------------------------- calibration inputs
 
-def _inputs_of(module, args, output):
-    """{suffix: (rows, cols) float64 inputs each weight of ``module`` multiplies}."""
+def _inputs_of(module, args, kwargs, output):
+    """{suffix: (rows, cols) inputs each weight of ``module`` multiplies}, as
+    the module saw them in this call."""
     torch = _torch()
-    nn = torch.nn
-    x = args[0]
+    nn, F = torch.nn, torch.nn.functional
+    x = args[0] if args else kwargs.get("input")
     if isinstance(module, nn.Linear):
         return {"weight": x.reshape(-1, module.in_features)}
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
         two_d = isinstance(module, nn.Conv2d)
+        if x.dim() == (2 if not two_d else 3):                  # unbatched
+            x = x.unsqueeze(0)
+        # the padding exactly as the module applies it (zeros, 'same', reflect, replicate, circular)
+        pads = list(module._reversed_padding_repeated_twice)
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        x = F.pad(x, pads, mode=mode) if any(pads) else x
         if not two_d:
             x = x.unsqueeze(2)
         k = module.kernel_size if two_d else (1,) + tuple(module.kernel_size)
         st = module.stride if two_d else (1,) + tuple(module.stride)
         dil = module.dilation if two_d else (1,) + tuple(module.dilation)
-        pad = _padding(module, k, dil, two_d)
-        if any(isinstance(p, tuple) for p in pad):           # asymmetric 'same': pad explicitly
-            x = torch.nn.functional.pad(x, (pad[1][0], pad[1][1], pad[0][0], pad[0][1]))
-            pad = (0, 0)
-        cols = torch.nn.functional.unfold(x, k, dilation=dil, padding=pad, stride=st)   # (n, C*kh*kw, L)
+        cols = F.unfold(x, k, dilation=dil, stride=st)          # (n, C*kh*kw, L)
         return {"weight": cols.transpose(1, 2).reshape(-1, cols.shape[1])}
     # recurrent, one layer, h0 = 0
+    name = type(module).__name__
     if isinstance(x, nn.utils.rnn.PackedSequence):
-        raise DarbgenError("refit and activation norms need padded tensors, not PackedSequence inputs")
+        raise DarbgenError(f"{name}: refit and activation norms need padded tensors, not PackedSequence inputs")
     if module.num_layers != 1 or module.bidirectional or getattr(module, "proj_size", 0):
-        raise DarbgenError(f"{type(module).__name__}: refit and activation norms take one-layer, one-direction "
-                           f"recurrent layers (stack nn.{type(module).__name__} modules instead of num_layers)")
-    if len(args) > 1 and args[1] is not None:
-        raise DarbgenError(f"{type(module).__name__}: calibration runs must start from a zero state (no hx)")
+        raise DarbgenError(f"{name}: refit and activation norms take one-layer, one-direction recurrent layers "
+                           f"(stack nn.{name} modules instead of num_layers)")
+    if (len(args) > 1 and args[1] is not None) or kwargs.get("hx") is not None:
+        raise DarbgenError(f"{name}: calibration runs must start from a zero state (no hx)")
     seq = output[0]
-    if not module.batch_first:
-        x, seq = x.transpose(0, 1), seq.transpose(0, 1)
-    if x.dim() == 2:
+    if x.dim() == 2:                                            # unbatched (T, F)
         x, seq = x.unsqueeze(0), seq.unsqueeze(0)
+    elif not module.batch_first:
+        x, seq = x.transpose(0, 1), seq.transpose(0, 1)
     prev = torch.cat([torch.zeros_like(seq[:, :1]), seq[:, :-1]], dim=1)
     return {"weight_ih_l0": x.reshape(-1, x.shape[-1]), "weight_hh_l0": prev.reshape(-1, prev.shape[-1])}
 
 
-def _padding(module, k, dil, two_d):
-    pad = module.padding
-    if isinstance(pad, str):
-        if pad == "valid":
-            return (0, 0)
-        total = [d * (kk - 1) for kk, d in zip(k, dil)]
-        return tuple((t // 2, t - t // 2) if t % 2 else t // 2 for t in total)
-    return tuple(pad) if two_d else (0,) + tuple(pad)
-
-
-def _capture(model, calib, names):
-    """{parameter name: float64 inputs} for the named weights, over ``calib``."""
+def _capture(model, batches, names):
+    """{parameter name: float64 inputs} for the named weights over the
+    calibration batches, in the order the forward pass reaches them."""
     torch = _torch()
     params = prunable(model)
     modules = {}
     for n in names:
         mod, _ = params[n]
         modules.setdefault(id(mod), (mod, n.rsplit(".", 1)[0] if "." in n else ""))
-    got = {n: [] for n in names}
+    got = {}
 
     def make(prefix):
-        def hook(module, args, output):
-            for suffix, v in _inputs_of(module, args, output).items():
+        def hook(module, args, kwargs, output):
+            for suffix, v in _inputs_of(module, args, kwargs, output).items():
                 key = f"{prefix}.{suffix}" if prefix else suffix
-                if key in got:
-                    got[key].append(v.detach().cpu().double().numpy())
+                if key in names:
+                    got.setdefault(key, []).append(v.detach().cpu().double().numpy())
         return hook
 
-    handles = [mod.register_forward_hook(make(prefix)) for mod, prefix in modules.values()]
+    handles = [mod.register_forward_hook(make(prefix), with_kwargs=True) for mod, prefix in modules.values()]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for batch in _calib_batches(calib):
+            for batch in batches:
                 model(*batch) if isinstance(batch, tuple) else model(batch)
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    missing = [n for n, v in got.items() if not v]
+    missing = [n for n in names if n not in got]
     if missing:
         raise DarbgenError(f"{missing[0]}: its layer never ran on the calibration inputs")
     return {n: np.concatenate(v) for n, v in got.items()}
 
 
-def _calib_batches(calib):
+def _calib_batches(model, calib):
+    """The calibration inputs as a list of batches (a tensor or array is one
+    batch; a tuple or list inside an iterable is the model's positional
+    arguments), floating inputs cast to the model's parameter dtype."""
     torch = _torch()
-    if isinstance(calib, torch.Tensor):
-        return [calib]
-    if isinstance(calib, np.ndarray):
-        return [torch.from_numpy(calib)]
-    return list(calib)
+    dtype = next(model.parameters()).dtype
+
+    def cast(t):
+        if isinstance(t, np.ndarray):
+            t = torch.from_numpy(t)
+        return t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+    if isinstance(calib, (torch.Tensor, np.ndarray)):
+        return [cast(calib)]
+    batches = [tuple(cast(t) for t in b) if isinstance(b, (tuple, list)) else cast(b) for b in calib]
+    if not batches:
+        raise DarbgenError("no calibration inputs (an empty iterable)")
+    return batches
 
 
 def activation_norms(model, calib, layers=None):
@@ -403,7 +426,8 @@ def activation_norms(model, calib, layers=None):
     inputs} (``calib``: a tensor, or an iterable of batches), for
     activation-aware saliency |w| * ||x||."""
     names = list(prunable(model, layers))
-    return {n: np.sqrt(np.sum(np.square(v), axis=0)) for n, v in _capture(model, calib, names).items()}
+    captured = _capture(model, _calib_batches(model, calib), names)
+    return {n: np.sqrt(np.sum(np.square(v), axis=0)) for n, v in captured.items()}
 
 
 def refit(model, results, calib, *, alpha=None, sequential=True):
@@ -422,24 +446,29 @@ def refit(model, results, calib, *, alpha=None, sequential=True):
     unknown = [n for n in results if n not in params]
     if unknown:
         raise DarbgenError(f"{unknown[0]}: no prunable weight of that name in the model")
+    batches = _calib_batches(model, calib)
     dense_model = copy.deepcopy(model)
-    dense_inputs = _capture(dense_model, calib, list(results))
-    order = [n for n in params if n in results]
+    dense_inputs = _capture(dense_model, batches, list(results))     # in forward order
+    dense_params = prunable(dense_model)
     apply_masks(model, results)
-    for name in order:
-        pruned_inputs = _capture(model, calib, [name])[name] if sequential else dense_inputs[name]
-        mod, p = params[name]
-        bias_suffix = name.rsplit(".", 1)[-1].replace("weight", "bias", 1)
-        bias = dict(mod.named_parameters(recurse=False)).get(bias_suffix)
-        dense_mod, dense_p = prunable(dense_model)[name]
-        dense_bias = dict(dense_mod.named_parameters(recurse=False)).get(bias_suffix)
-        matrix = _matrix(dense_p)
-        gram = Gram(matrix.shape[1]).add(pruned_inputs, dense_inputs[name])
-        b = None if dense_bias is None else dense_bias.detach().cpu().double().numpy()
-        new_w, new_b = refit_matrix(matrix, b, np.asarray(results[name].mask), gram, alpha, name,
-                                    fit_bias=bias is not None)
-        with torch.no_grad():
-            p.copy_(torch.from_numpy(new_w.reshape(tuple(p.shape))).to(p.dtype))
-            if bias is not None:
-                bias.copy_(torch.from_numpy(new_b).to(bias.dtype))
+    groups = {}                                   # the matrices of one module are fit from one capture
+    for name in dense_inputs:
+        groups.setdefault(id(params[name][0]), []).append(name)
+    for names in groups.values():
+        pruned_inputs = _capture(model, batches, names) if sequential else dense_inputs
+        for name in names:
+            mod, p = params[name]
+            bias_suffix = name.rsplit(".", 1)[-1].replace("weight", "bias", 1)
+            bias = dict(mod.named_parameters(recurse=False)).get(bias_suffix)
+            dense_mod, dense_p = dense_params[name]
+            dense_bias = dict(dense_mod.named_parameters(recurse=False)).get(bias_suffix)
+            matrix = _matrix(dense_p)
+            gram = Gram(matrix.shape[1]).add(pruned_inputs[name], dense_inputs[name])
+            b = None if dense_bias is None else dense_bias.detach().cpu().double().numpy()
+            new_w, new_b = refit_matrix(matrix, b, np.asarray(getattr(results[name], "mask", results[name]), bool)
+                                        .reshape(matrix.shape), gram, alpha, name, fit_bias=bias is not None)
+            with torch.no_grad():
+                p.copy_(torch.from_numpy(new_w.reshape(tuple(p.shape))).to(p.dtype))
+                if bias is not None:
+                    bias.copy_(torch.from_numpy(new_b).to(bias.dtype))
     return model

@@ -30,10 +30,11 @@ def _case(rng, rows, cols, n, density):
 
 
 @pytest.mark.parametrize("alpha", [1e-6, 1e-3, 1.0])
-def test_matches_the_per_row_oracle(rng, alpha):
+@pytest.mark.parametrize("fit_bias", [True, False])
+def test_matches_the_per_row_oracle(rng, alpha, fit_bias):
     w, b, mask, xp, xd = _case(rng, 9, 13, 60, 0.4)
-    got_w, got_b = refit_matrix(w, b, mask, Gram(13).add(xp, xd), alpha)
-    want_w, want_b = naive_refit(w, b, mask, xp, xd, alpha)
+    got_w, got_b = refit_matrix(w, b, mask, Gram(13).add(xp, xd), alpha, fit_bias=fit_bias)
+    want_w, want_b = naive_refit(w, b, mask, xp, xd, alpha, fit_bias)
     np.testing.assert_allclose(got_w, want_w, rtol=2e-4, atol=2e-4)
     np.testing.assert_allclose(got_b, want_b, rtol=2e-4, atol=2e-4)
 
@@ -66,6 +67,33 @@ def test_keeps_the_mask_and_never_worsens_the_output(rng):
             assert after < 0.5 * before
 
 
+def test_rescaling_an_input_changes_nothing(rng):
+    """An input scaled by s with its weights scaled by 1/s computes the same
+    layer: the refit layer must compute the same outputs too."""
+    w, b, mask, _, _ = _case(rng, 12, 16, 300, 0.3)
+    x = rng.standard_normal((300, 4)) @ rng.standard_normal((4, 16))
+    outs = []
+    for s in (1e-2, 1.0, 1e2):
+        scale = np.ones(16)
+        scale[:8] = s
+        new_w, new_b = refit_matrix(w / scale, b, mask, Gram(16).add(x * scale), 1e-2)
+        outs.append((x * scale) @ new_w.T.astype(np.float64) + new_b)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(outs[2], outs[1], rtol=1e-3, atol=1e-3)
+
+
+def test_a_fixed_bias_is_not_learnt_twice(rng):
+    w, b, mask, _, _ = _case(rng, 10, 12, 200, 0.4)
+    b = b + 5.0
+    x = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 12))
+    new_w, new_b = refit_matrix(w, b, mask, Gram(12).add(x), 1e-3, fit_bias=False)
+    np.testing.assert_array_equal(new_b, b.astype(np.float32))
+    dense = x @ w.T + b
+    before = np.mean((x @ np.where(mask, w, 0).T + b - dense) ** 2)
+    after = np.mean((x @ new_w.T.astype(np.float64) + new_b - dense) ** 2)
+    assert after < before
+
+
 def test_large_alpha_leaves_the_weights(rng):
     w, b, mask, xp, xd = _case(rng, 5, 8, 50, 0.5)
     new_w, new_b = refit_matrix(w, b, mask, Gram(8).add(xp, xd), 1e9)
@@ -87,6 +115,8 @@ def test_refit_errors(rng):
     bad[2, 3] = np.nan
     with pytest.raises(DarbgenError, match="NaN"):
         Gram(6).add(bad)
+    with pytest.raises(DarbgenError, match=r"must be \(rows, 6\), got shape \(60,\)"):
+        Gram(6).add(xp.ravel())
     model = Model("m", (6,), [Dense("fc", w, b)])
     with pytest.raises(DarbgenError, match=r"m: calibration inputs of shape \(10, 5\)"):
         input_norms(model, xp[:, :5])
