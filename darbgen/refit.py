@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import DarbgenError
 
-#: default ridge strength (relative to the mean diagonal of each row's Gram block)
+#: default ridge strength (relative to each coordinate's Gram diagonal: its input column's squared norm)
 DEFAULT_ALPHA = 1e-3
 
 
