@@ -1,0 +1,41 @@
+"""The experiment scripts of examples/experiments run end to end (in their
+--quick form: two ratios, short training) and write a results file that
+`darbgen report` reads. The full runs and their figures: docs/results.md."""
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+try:
+    import torch  # noqa: F401
+except ImportError:
+    message = "torch is not installed: the experiment scripts need it (pip install torch)"
+    warnings.warn(message)
+    pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+
+from darbgen.reporting import headline, load_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = {"irregular", "block4x4", "block1x4", "bank_balanced", "bmwm", "darb"}
+
+
+@pytest.mark.parametrize("script", ["digits_mlp", "digits_cnn", "char_lstm"])
+def test_experiment_script_runs_and_reports(script, tmp_path):
+    out = tmp_path / script
+    run = subprocess.run([sys.executable, str(ROOT / "examples" / "experiments" / f"{script}.py"), "--quick",
+                          "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = load_results(out / "results.json")
+    runs = results["runs"]
+    assert {r["method"] for r in runs} == METHODS
+    assert {r["variant"] for r in runs} == {"one-shot", "refit", "fine-tuned"}
+    for r in runs:
+        assert r["ratio"] == pytest.approx(r["requested_ratio"], rel=0.15)
+        assert 1 < r["bits_per_kept"] < 40
+    assert headline(results)
+    report = (out / "report" / "report.md").read_text()
+    assert "Highest ratio within tolerance" in report
+    assert json.loads((out / "results.json").read_text())["schema"] == "darbgen-experiment/1"
