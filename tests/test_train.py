@@ -265,6 +265,7 @@ def test_train_errors(trained):
         build(copy.deepcopy(trained), ratio=4, from_zeros=True)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize("conv", [
     lambda: nn.Conv1d(3, 5, 4, padding="same"),
     lambda: nn.Conv1d(3, 5, 3, stride=2, dilation=2, padding=2, padding_mode="circular"),
