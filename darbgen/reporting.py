@@ -508,14 +508,9 @@ def _check_out_dir(out, force):
 
 
 def _move_into_place(tmp, out):
-    """Replace ``out`` by the finished folder ``tmp`` (the old one is removed only once the new one is in)."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
+    from .files import move_into_place
+
+    move_into_place(tmp, out)
 
 
 def write_report(out_dir, results=(), weights=None, ratio=16.0, force=False, title=None):

@@ -7,7 +7,6 @@ files they need, copied from ``runtime_c/``), held in memory until
 gives the same bytes: no timestamps, no dict-order or path dependence beyond
 the command line recorded in the header comment.
 """
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DarbgenError
+from ..files import move_into_place
 from ..formats import encode
 from ..graph import ConvOp, Dense, Model, PoolOp, RecurrentOp, Softmax
 from ..quantize import (QuantizedDense, QuantizedPool, QuantizedRecurrent, QuantizedSoftmax, is_chain,
@@ -253,13 +253,7 @@ class CModule:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.darbgen-", dir=out.parent))
         try:
             self.write_files(tmp)
-            if out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-                os.replace(out, old / out.name)
-                os.replace(tmp, out)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, out)
+            move_into_place(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

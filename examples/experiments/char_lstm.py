@@ -174,10 +174,7 @@ def main():
                       model, evaluate, batches, loss, calib=calib, metric="bpc", higher_is_better=False,
                       tolerance={"kind": "relative", "value": 0.02}, fine_tune_steps=50 if args.quick else args.steps,
                       lr=1e-3, reseed=lambda seed: gen.manual_seed(100 + seed), seeds=args.seeds or 1)
-    ratios = args.ratios[:2] if args.quick else args.ratios
-    sweep.sweep(task, ratios, args.out, methods=args.methods, variants=args.variants)
-    if not args.no_report:
-        sweep.report(args.out)
+    sweep.run(task, args)
 
 
 if __name__ == "__main__":

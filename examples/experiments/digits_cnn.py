@@ -40,10 +40,7 @@ def main():
     task = classification_task("digits_cnn", "CNN (conv 16, conv 32, fc 10) on scikit-learn digits", model,
                                digits(image=True), dense_steps, steps, layers=["conv2.weight", "fc.weight"],
                                seeds=args.seeds or (1 if args.quick else 3))
-    ratios = args.ratios[:2] if args.quick else args.ratios
-    sweep.sweep(task, ratios, args.out, methods=args.methods, variants=args.variants)
-    if not args.no_report:
-        sweep.report(args.out)
+    sweep.run(task, args)
 
 
 if __name__ == "__main__":

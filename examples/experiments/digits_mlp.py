@@ -72,10 +72,7 @@ def main():
     steps = 100 if args.quick else args.steps
     task = classification_task("digits_mlp", "MLP 64-256-128-10 on scikit-learn digits", model, digits(),
                                dense_steps, steps, seeds=args.seeds or (1 if args.quick else 3))
-    ratios = args.ratios[:2] if args.quick else args.ratios
-    sweep.sweep(task, ratios, args.out, methods=args.methods, variants=args.variants)
-    if not args.no_report:
-        sweep.report(args.out)
+    sweep.run(task, args)
 
 
 if __name__ == "__main__":

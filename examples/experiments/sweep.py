@@ -186,6 +186,14 @@ def _write(out_dir, result, weights):
             raise
 
 
+def run(task, args):
+    """The sweep over the ratios the command line asked for (two with --quick), then the report."""
+    ratios = args.ratios[:2] if args.quick else args.ratios
+    sweep(task, ratios, args.out, methods=args.methods, variants=args.variants)
+    if not args.no_report:
+        report(args.out)
+
+
 def report(out_dir, log=say):
     """Render out_dir/results.json with ``darbgen report`` into out_dir/report."""
     from darbgen import reporting
