@@ -67,6 +67,7 @@ class Task:
     layers: list = None                 # parameter names to prune (None: all)
     fine_tune_steps: int = 1000
     lr: float = 1e-3
+    scope: str = "layer"                # "global": one ratio over the whole model (darb, irregular, block)
     reseed: object = None               # reseed(seed): restart the batch stream (fine-tuning repeats)
     seeds: int = 1                      # fine-tuned runs averaged over this many seeds
 
@@ -107,6 +108,7 @@ def _ratio_of(results):
 def run_variant(task, variant, method, options, ratio):
     """One run: a pruned copy of the task's model and its PruneResults."""
     model = copy.deepcopy(task.model)
+    options = dict(options, scope=task.scope)
     if variant == "one-shot":
         results = train.prune_masks(model, ratio, method, layers=task.layers, **options)
         train.apply_masks(model, results)
@@ -164,7 +166,7 @@ def sweep(task, ratios, out_dir, *, methods=None, variants=VARIANTS, command=Non
         "command": command or "python " + " ".join(sys.argv),
         "seconds": round(time.perf_counter() - start, 1), "weights": "weights.npz",
         "pruned_weights": {n: list(p.shape) for n, (_, p) in params.items()},
-        "fine_tune_steps": task.fine_tune_steps, "runs": runs,
+        "fine_tune_steps": task.fine_tune_steps, "scope": task.scope, "runs": runs,
     }
     weights = {n: p.detach().cpu().numpy().reshape(p.shape[0], -1).astype(np.float32) for n, (_, p) in params.items()}
     _write(out_dir, result, weights)
@@ -189,6 +191,10 @@ def _write(out_dir, result, weights):
 def run(task, args):
     """The sweep over the ratios the command line asked for (two with --quick), then the report."""
     ratios = args.ratios[:2] if args.quick else args.ratios
+    task.scope = args.scope
+    if args.scope == "global":
+        task.name += "_global"
+        task.title += " (one ratio over the whole model)"
     sweep(task, ratios, args.out, methods=args.methods, variants=args.variants)
     if not args.no_report:
         report(args.out)
@@ -236,6 +242,9 @@ def parse_args(description, default_out, default_ratios, default_steps, extra=()
     p.add_argument("--methods", default=None, help="comma-separated subset of: " + ", ".join(m[0] for m in METHODS))
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     p.add_argument("--steps", type=int, default=default_steps, help="fine-tuning steps per run (default %(default)s)")
+    p.add_argument("--scope", choices=("layer", "global"), default="layer",
+                   help="layer (default): every matrix at the ratio; global: the kept weights spread over the "
+                        "whole model by saliency, for darb, irregular and block (the others fix each row's count)")
     p.add_argument("--seeds", type=int, default=None, help="fine-tuned runs averaged over this many batch orders")
     p.add_argument("--quick", action="store_true", help="a tiny run (2 ratios, short training) to check the script")
     p.add_argument("--no-report", action="store_true", help="do not render the Markdown report")
