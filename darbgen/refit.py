@@ -146,13 +146,17 @@ def _layer_inputs(layer, shape, y):
 
 
 
-def _inputs_by_matrix(model, x):
-    """{matrix name: its inputs} for every pruned matrix of ``model`` run on ``x``."""
+def _inputs_by_matrix(model, x, upto=None):
+    """{matrix name: its inputs} for every pruned matrix of ``model`` run on
+    ``x``; with ``upto`` (a layer index), only that layer's, and the forward
+    pass stops there."""
     out = {}
     with np.errstate(under="ignore"):
-        for layer, shape, y in model.walk(x):
-            if layer is not None:
+        for index, (layer, shape, y) in enumerate(model.walk(x)):
+            if layer is not None and (upto is None or index == upto):
                 out.update(_layer_inputs(layer, shape, y))
+            if index == upto:
+                break
     return out
 
 
@@ -205,7 +209,7 @@ def refit_model(model, results, calib, *, alpha=DEFAULT_ALPHA, sequential=True):
         parts = {n: p for n, p in parts.items() if n in results}
         if not parts:
             continue
-        pruned_inputs = _inputs_by_matrix(current, x) if sequential else dense_inputs
+        pruned_inputs = _inputs_by_matrix(current, x, upto=index) if sequential else dense_inputs
         fitted = {}
         for n, part in parts.items():
             gram = Gram(part.pruning_matrix.shape[1]).add(pruned_inputs[n], dense_inputs[n])

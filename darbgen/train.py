@@ -180,7 +180,7 @@ class MaskedPruning:
                                f"got {initial_ratio!r}")
         self.steps, self.start = int(steps), int(start)
         self.every = max(1, int(every if every is not None else self.steps // 16 or 1))
-        self.optimizer, self.layers, self.scope = optimizer, layers, scope
+        self.optimizer, self.scope = optimizer, scope
         self.input_norms, self.initial_ratio, self.options = input_norms, float(initial_ratio), options
         self.params = prunable(model, layers)
         self.results, self.ratio, self.step_count = {}, 1.0, 0
