@@ -234,7 +234,7 @@ def _unit_vectors(module, inputs, n_random, seed, extra_inputs=None):
             if x.ndim != 2 or x.shape[1] != g.layer.in_size:
                 raise DarbgenError(f"{g.name}: verification inputs must have shape (n, {g.layer.in_size}), "
                                    f"got {x.shape}")
-            x = x.astype(_NP[g.dtype])
+            x = x.astype(_NP[getattr(g, "in_type", g.dtype)])
         else:
             x = g.make_inputs(n_random, seed + i)
         if extra_inputs is not None and g.name in extra_inputs:

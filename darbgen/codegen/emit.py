@@ -81,6 +81,8 @@ class GeneratedLayer:
     def in_ctype(self):
         return CTYPES[self.quantized.dtype][0]
 
+    out_ctype = in_ctype
+
     @property
     def in_bytes(self):
         return self.layer.in_size * _ITEMSIZE[self.in_ctype]
@@ -154,6 +156,8 @@ class ModelUnit:
     @property
     def in_ctype(self):
         return self.ops[0].in_ctype
+
+    out_ctype = in_ctype
 
     @property
     def layer(self):
@@ -785,7 +789,7 @@ def harness_table(module):
     """The C table the runtime_c harness runs the module's units (ops, then the model) from."""
     units = module.units
     return environment().get_template("harness_table.c.j2").render(
-        module=module, layers=units, prefix=module.prefix,
+        module=module, layers=units, prefix=module.prefix, headers=module.extra.get("harness_headers", []),
         max_in=max(g.in_bytes for g in units), max_out=max(g.out_bytes for g in units))
 
 

@@ -88,3 +88,24 @@ class LayerNames:
         for n in (name,) + tuple(f"{name}{e}" for e in extra):
             self.used.add(c_identifier(n).upper())
         return name
+
+
+#: Longest C identifier part a layer name becomes (file names and macro names stay short).
+MAX_NAME = 32
+
+
+def short_name(name, limit=MAX_NAME):
+    """A C-identifier-safe name of at most ``limit`` characters, deterministic.
+
+    Framework node names can run to hundreds of characters
+    (``model/block_3/depthwise/BiasAdd;model/...``). A longer name keeps its
+    start and gets 8 hex digits of its SHA-1, so two long names that share a
+    start stay apart and the same name always gives the same result.
+    """
+    import hashlib
+
+    ident = c_identifier(name)
+    if len(ident) <= limit:
+        return ident
+    digest = hashlib.sha1(str(name).encode("utf-8")).hexdigest()[:8]
+    return f"{ident[:limit - 9].rstrip('_')}_{digest}"
