@@ -83,6 +83,14 @@ def load(source, allow_pickle=False):
         from .importers.keras import model_from_keras
 
         return Source(model_from_keras(path), path=path)
+    if ext == ".tflite":
+        from .importers.tflite import graph_from_tflite
+
+        return Source(graph_from_tflite(path), path=path)
+    if ext in (".h5", ".hdf5"):
+        from .importers.keras_h5 import graph_from_h5
+
+        return Source(graph_from_h5(path), path=path)
     if ext in (".pt", ".pth", ".pt2"):
         from .importers.torch import model_from_torch_file
 
@@ -111,9 +119,10 @@ def load(source, allow_pickle=False):
             raise DarbgenError(f"{path}: holds a {type(obj).__name__}; darbgen builds fitted scikit-learn "
                                f"MLPClassifier / MLPRegressor models from pickles")
         return Source(from_sklearn(obj), path=path)
-    raise DarbgenError(f"{path}: unknown model format {ext or '(no extension)'}; darbgen reads .npz (docs/npz.md), "
-                       f".onnx (docs/onnx.md), .keras (docs/keras.md) and, with --allow-pickle, scikit-learn .pkl / "
-                       f".joblib; PyTorch modules through the Python API (docs/torch.md)")
+    raise DarbgenError(f"{path}: unknown model format {ext or '(no extension)'}; darbgen reads .tflite "
+                       f"(docs/tflite.md), Keras 2 .h5 (docs/keras_h5.md), .keras (docs/keras.md), .onnx "
+                       f"(docs/onnx.md), .npz (docs/npz.md) and, with --allow-pickle, scikit-learn .pkl / .joblib; "
+                       f"PyTorch modules through the Python API (docs/torch.md)")
 
 
 def _steps(show, total=7):
@@ -203,6 +212,21 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     model = src.model
     notes = list(src.notes)
     _advance(bar, "loaded")
+    from .ir import Graph
+
+    if isinstance(model, Graph):
+        if from_zeros or refit or saliency != "magnitude":
+            raise DarbgenError(f"{model.name}: --from-zeros, --refit and --saliency activation work on chain models "
+                               f"(.npz, .onnx, .keras, PyTorch) so far, not on .tflite / .h5 graphs")
+        from .graph_build import build_graph
+
+        result = build_graph(src, ratio=ratio, method=method, scope=scope, dtype=dtype, kernel=kernel, calib=calib,
+                             percentile=percentile, eval_data=eval_data, out=out, force=force, target=target,
+                             prefix=prefix, prune_options=prune_options, bar=bar, advance=_advance,
+                             command=command, layers=layers, start=start)
+        if bar is not None:
+            bar.close()
+        return result
     weights = model.pruning_matrices()
     if layers is not None:
         unknown = [n for n in layers if n not in weights]

@@ -37,6 +37,15 @@ class EmittedOp:
     function: str = None          # "<symbol>_run", None for an alias
     description: str = ""
     matrices: list = field(default_factory=list)   # GeneratedLayer of its weight matrices
+    arrays: list = field(default_factory=list)     # its constant arrays in <prefix>.c
+
+    def data_bytes(self):
+        """Bytes of const data by role (values, index, metadata, params) and total."""
+        out = dict.fromkeys(("values", "index", "metadata", "params"), 0)
+        for a in self.arrays + [a for m in self.matrices for a in m.arrays]:
+            out[a.role] += a.nbytes
+        out["total"] = sum(out.values())
+        return out
 
 
 class GraphEmitter:
@@ -162,7 +171,8 @@ class GraphEmitter:
             kind = op_kind(node)
             kind.emit(node, self.qg.params[node.name], self)
             self.ops.append(EmittedOp(node, self.sym(node), self._current.get("function"),
-                                      kind.describe(node, self.qg), self._current.get("matrices", [])))
+                                      kind.describe(node, self.qg), self._current.get("matrices", []),
+                                      self._current.get("arrays", [])))
 
     def plan(self):
         """Where every tensor lives: "in", "out", or a byte offset in the arena; and the arena's size.
@@ -232,10 +242,16 @@ class GraphUnit:
     description: str = ""
     rtol: float = 1e-4
     parts: list = field(default_factory=list)
+    source: str = None               # the .c file holding its weight matrix, if any
+    calib_inputs: object = None      # real inputs for the whole model (model-typed), counted first
 
     @property
     def dtype(self):
         return self.out_type
+
+    @property
+    def run_function(self):
+        return f"{self.symbol}_run"
 
     @property
     def in_ctype(self):
@@ -367,7 +383,8 @@ def generate_graph(qg, *, kernel="packed", prefix=None, command=None):
                                ex if float_ref is not None else None,
                                _random_inputs(shape_in, qg.types[ti], qg.quants.get(ti)),
                                kernel=op.matrices[0].kernel if op.matrices else node.kind,
-                               description=op.description))
+                               description=op.description,
+                               source=op.matrices[0].source if op.matrices else None))
 
     def model_ref(x):
         return qg.run(x, kernel)

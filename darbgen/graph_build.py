@@ -1,0 +1,214 @@
+"""`darbgen build` for op graphs (.tflite, Keras .h5): prune -> quantize -> generate -> verify -> report.
+
+The graph twin of :func:`darbgen.build.build`: :func:`darbgen.build.build`
+hands a loaded :class:`~darbgen.ir.Graph` here. Pruning asks each op kind for
+its weight matrix (:attr:`OpKind.prunable`); an int8 model keeps its integer
+weights and quantization (pruning only zeroes weights, by saliency |q| x
+scale), a float model is calibrated.
+"""
+import os
+import time
+
+import numpy as np
+
+from .errors import DarbgenError
+from .ir import Node
+from .ops import op_kind
+
+
+def prune_graph(graph, ratio, method="darb", scope="layer", layers=None, prune_options=None):
+    """A copy of ``graph`` whose prunable nodes carry masks (and DARB block sizes): (graph, {name: PruneResult})."""
+    from .pruning import prune_model
+
+    weights = {n.name: op_kind(n).pruning_matrix(n) for n in graph.weight_nodes()}
+    if layers is not None:
+        unknown = [n for n in layers if n not in weights]
+        if unknown:
+            raise DarbgenError(f"{unknown[0]}: no convolution or fully connected op of that name; the model has: "
+                               f"{', '.join(weights)}")
+        weights = {n: w for n, w in weights.items() if n in layers}
+    if not weights:
+        raise DarbgenError(f"{graph.name}: nothing to prune (no convolution or fully connected op)")
+    results = dict(prune_model(weights, ratio, method, scope=scope, **(prune_options or {})).items())
+    nodes = []
+    for node in graph.nodes:
+        r = results.get(node.name)
+        if r is not None:
+            attrs = dict(node.attrs, mask=np.asarray(r.mask, bool), block_sizes=r.block_sizes)
+            node = Node(node.kind, node.name, node.inputs, node.outputs, node.params, attrs, node.source_name)
+        nodes.append(node)
+    return graph.replace(nodes=nodes), results
+
+
+def _outputs_real(qg, x_model, kernel):
+    """The reference outputs of a QGraph on model-typed inputs, as real numbers."""
+    return qg.dequantize_output(qg.run(x_model, kernel)).reshape(len(x_model), -1)
+
+
+def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
+                percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None,
+                prune_options=None, bar=None, advance=None, command=None, layers=None, start=None):
+    """Build verified C from a loaded graph (``src``: a :class:`darbgen.build.Source`); returns a BuildResult."""
+    from .build import BuildResult, _is_classification, _score, predict
+    from .codegen.graph_emit import generate_graph
+    from .graph_run import quantize_graph, run_f64
+    from .verify import count_instructions, measure, verify
+
+    start = time.perf_counter() if start is None else start
+    advance = advance or (lambda bar, label: None)
+    graph = src.model
+    notes = list(src.notes) + list(graph.notes)
+    on_core = target != "host"
+    if graph.quantized and dtype != "int8":
+        raise DarbgenError(f"{graph.name}: the model is quantized (int8 weights and activations); it builds as int8 "
+                           f"with its own quantization: drop --dtype {dtype}")
+    results = {}
+    pruned = graph
+    if ratio is not None:
+        pruned, results = prune_graph(graph, ratio, method, scope, layers, prune_options)
+    elif layers is not None:
+        raise DarbgenError("--layers chooses what to prune: give a --ratio with it")
+    advance(bar, "pruned")
+    if kernel == "packed" and not results:
+        notes.append("no --ratio: dense weights, kernel dense")
+        kernel = "dense"
+    if calib is None and dtype == "int8" and not graph.quantized:
+        if src.calib is not None:
+            calib = src.calib
+        else:
+            raise DarbgenError(f"{graph.name}: a float model builds as int8 from calibration inputs: pass --calib "
+                               f"X.npy, inputs in the model's own layout, shape (n, "
+                               f"{', '.join(map(str, graph.input_shape))}); or --dtype float32")
+    if graph.quantized and calib is not None:
+        notes.append("--calib ignored: the model keeps its own int8 quantization")
+    qg = quantize_graph(pruned, dtype, calib=None if graph.quantized else calib, percentile=percentile)
+    module = generate_graph(qg, kernel=kernel, prefix=prefix or graph.name, command=command)
+    advance(bar, "generated")
+    import shutil
+
+    size_target = target if on_core else ("cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host")
+    sizes = measure(module, size_target)
+    advance(bar, "measured")
+    extra, ex = None, None
+    if eval_data is not None:
+        ex = np.asarray(eval_data[0], np.float64)
+        want = int(np.prod(graph.input_shape))
+        if ex.ndim < 1 or ex.size % want or (ex.ndim > 1 and int(np.prod(ex.shape[1:])) != want):
+            raise DarbgenError(f"evaluation inputs must have shape (n, {', '.join(map(str, graph.input_shape))}), "
+                               f"got {ex.shape}")
+        ex = ex.reshape((-1,) + tuple(graph.input_shape))
+        extra = {"(model)": qg.quantize_input(ex).reshape(len(ex), -1)}
+    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
+    advance(bar, "verified on the host")
+    host_check, count, image = None, None, None
+    if on_core:
+        import tempfile
+
+        from .toolchain import cortex_m
+
+        host_check = checked
+        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
+        advance(bar, f"verified on {target}")
+        if checked.ok:
+            with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
+                count = count_instructions(module, target, keep_dir=tmp)
+                image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
+        advance(bar, "instructions counted")
+    accuracy, c_real = None, None
+    if eval_data is not None:
+        ey = np.asarray(eval_data[1])
+        c_out = checked.outputs["(model)"][-len(ey):]
+        c_real = qg.dequantize_output(c_out).reshape(len(ey), -1)
+        x_model = qg.quantize_input(ex)
+        if graph.quantized:          # no float model: the unpruned int8 model is the original
+            original = _outputs_real(quantize_graph(graph, "int8"), x_model, kernel)
+            pruned_out = _outputs_real(qg, x_model, kernel)
+        else:
+            original = run_f64(graph, ex).reshape(len(ex), -1)
+            pruned_out = run_f64(pruned, ex).reshape(len(ex), -1)
+        classify = _is_classification(ey, graph.classes)
+        accuracy = {"metric": "accuracy" if classify else "mse", "vectors": int(len(ey)),
+                    "original": _score(original, ey, graph.classes),
+                    "pruned": _score(pruned_out, ey, graph.classes),
+                    "c": _score(c_real, ey, graph.classes)}
+        if classify:
+            accuracy["c_agrees_with_pruned"] = float(np.mean(predict(c_real) == predict(pruned_out)))
+    if out is not None:
+        module.write(out, force=force)
+    advance(bar, "written" if out else "done")
+    report = graph_report(graph, pruned, results, module, sizes, checked, accuracy, notes, out,
+                          time.perf_counter() - start, method if results else None, count, host_check, image)
+    return BuildResult(graph, pruned, module, checked, report, c_real, host_check)
+
+
+def graph_report(graph, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method,
+                 count=None, host_check=None, image=None):
+    """The build report of a graph model, in the same form as :func:`darbgen.build.build_report`."""
+    from .build import _histogram
+
+    qg = module.extra["graph"]
+    checks = {c.symbol: c for c in checked.layers}
+    layers = []
+    for op in module.extra["ops"]:
+        node = op.node
+        kind = op_kind(node)
+        obj = sizes["layers"].get(op.symbol, {"code": 0, "rodata": 0, "data": 0})
+        c = checks.get(op.symbol)
+        row = {"name": node.name, "source_name": node.source_name, "symbol": op.symbol,
+               "kind": kind.title or node.kind, "kernel": op.matrices[0].kernel if op.matrices else node.kind,
+               "shape": list(qg.shapes[node.outputs[0]]), "bytes": op.data_bytes(),
+               "code_bytes": obj["code"], "description": op.description,
+               "flash_bytes": obj["code"] + obj["rodata"] + obj["data"],
+               "verify": ({"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,
+                           "max_abs_diff": c.max_abs_diff, "max_rel_f64": c.max_rel_f64} if c is not None else
+                          {"ok": True, "vectors": 0, "mismatches": 0, "max_abs_diff": 0.0, "max_rel_f64": None,
+                           "note": "checked within the whole model"})}
+        act = node.attrs.get("activation")
+        if act:
+            row["activation"] = act
+        if op.matrices:
+            layer = op.matrices[0].layer
+            row["kept"], row["ratio"] = layer.kept, layer.ratio
+            row["block_sizes"] = _histogram(layer.block_sizes)
+        if count is not None and c is not None:
+            row["instructions"] = count.instructions.get(node.name, 0)
+            row["stack_bytes"] = count.stack.get(node.name, 0)
+        layers.append(row)
+    model_check = checks.get(module.prefix)
+    objects = list(sizes["layers"].values()) + [sizes["runtime"], sizes["model"]]
+    if image is not None:
+        objects = [image]
+    flash = sum(o["code"] + o["rodata"] + o["data"] for o in objects)
+    static_ram = module.extra["arena_bytes"]
+    if image is not None:
+        static_ram = image["data"] + image["bss"]
+    stack = None
+    if count is not None:
+        stack = max(count.stack.get("(model)", 0), (checked.stack or {}).get("(model)", 0))
+    dense = sum(op_kind(n).pruning_matrix(n).size for n in graph.weight_nodes())
+    kept = sum(m.layer.kept for op in module.extra["ops"] for m in op.matrices)
+    data = {k: sum(op.data_bytes()[k] for op in module.extra["ops"]) for k in ("values", "index", "metadata",
+                                                                             "params", "total")}
+    report = {
+        "model": graph.name, "source": graph.source, "prefix": module.prefix, "dtype": module.dtype,
+        "kernel": module.kernel, "method": method, "ratio": dense / max(kept, 1), "weights": dense, "kept": kept,
+        "verified": checked.ok and (host_check is None or host_check.ok), "target": checked.target,
+        "flash_bytes": flash, "code_bytes": sum(o["code"] for o in objects),
+        "weight_bytes": sum(o["rodata"] + o["data"] for o in objects), "data_bytes": data,
+        "ram_bytes": static_ram + (stack or 0), "static_ram_bytes": static_ram,
+        "size_target": sizes["target"], "runtime_code_bytes": sizes["runtime"]["code"],
+        "input": {"shape": list(qg.shapes[graph.inputs[0]]), "type": qg.input_type, "layout": graph.layout},
+        "output": None if out is None else os.fspath(out),
+        "model_check": None if model_check is None else {
+            "ok": model_check.ok, "vectors": model_check.vectors, "mismatches": model_check.mismatches,
+            "max_abs_diff": model_check.max_abs_diff, "max_rel_f64": model_check.max_rel_f64},
+        "layers": layers, "notes": notes, "files": sorted(module.files), "seconds": seconds,
+        "compiler": {"cc": checked.compiler, "flags": checked.flags},
+    }
+    if count is not None:
+        report["instructions"] = count.total
+        report["stack_bytes"] = stack
+        report["host_verified"] = host_check.ok
+    if accuracy is not None:
+        report["accuracy"] = accuracy
+    return report
