@@ -1,0 +1,160 @@
+"""The op graph pipeline (darbgen.ir, darbgen.ops, graph_run, codegen.graph_emit, graph_build)."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darbgen.codegen.graph_emit import generate_graph
+from darbgen.errors import DarbgenError
+from darbgen.graph_build import prune_graph
+from darbgen.graph_run import quantize_graph, run_f64
+from darbgen.ir import Graph, Node, Tensor
+from darbgen.verify import verify
+
+MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+
+
+def need_mlperf():
+    import warnings
+
+    if not MLPERF.is_dir():
+        message = f"{MLPERF} is absent: the MLPerf Tiny model tests need ../shared (CI has it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        warnings.warn(message)
+        pytest.skip("SKIPPED LOUDLY: " + message)
+
+
+def toy_graph(rng, act="relu"):
+    """conv 3x3 stride 2 padded -> pointwise conv -> reshape -> fully connected."""
+    def const(name, arr):
+        return Tensor(name, arr.shape, data=np.asarray(arr, np.float32))
+    tensors = {n: Tensor(n, s) for n, s in [("x", (8, 6, 3)), ("y1", (4, 3, 4)), ("y2", (4, 3, 5)), ("y3", (60,)),
+                                           ("y4", (7,))]}
+    nodes = [
+        Node("conv2d", "c1", ["x"], ["y1"], {"weight": const("w1", rng.standard_normal((4, 3, 3, 3))),
+                                             "bias": const("b1", rng.standard_normal(4))},
+             {"stride": (2, 2), "padding": (1, 1, 1, 1), "activation": act}),
+        Node("conv2d", "pw", ["y1"], ["y2"], {"weight": const("w2", rng.standard_normal((5, 1, 1, 4)))}, {}),
+        Node("reshape", "flat", ["y2"], ["y3"], {}, {"shape": (60,)}),
+        Node("fully_connected", "fc", ["y3"], ["y4"], {"weight": const("w3", rng.standard_normal((7, 60))),
+                                                        "bias": const("b3", rng.standard_normal(7))},
+             {"activation": "none"}),
+    ]
+    return Graph("toy", tensors, nodes, ["x"], ["y4"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_toy_graph_verifies_under_sanitizers(rng, gcc, dtype):
+    g = toy_graph(rng)
+    x = rng.standard_normal((24, 8, 6, 3))
+    qg = quantize_graph(g, dtype, calib=x)
+    module = generate_graph(qg, prefix="toy")
+    result = verify(module, sanitize=True)
+    assert result.ok
+    assert {c.name for c in result.layers} == {"c1", "pw", "fc", "(model)"}     # reshape aliases: no code
+    if dtype == "int8":
+        y = qg.dequantize_output(qg.run(qg.quantize_input(x)))
+        exact = run_f64(g, x)
+        assert np.abs(y - exact).max() < 0.05 * np.abs(exact).max()
+    else:
+        assert np.allclose(qg.run(x.astype(np.float32)), run_f64(g, x), rtol=1e-4, atol=1e-4)
+
+
+def test_float_reference_matches_a_naive_convolution(rng):
+    g = toy_graph(rng, act="none")
+    x = rng.standard_normal((3, 8, 6, 3))
+    y1 = run_f64(g, x, keep=True)["y1"]
+    w = g.nodes[0].params["weight"].data.astype(np.float64)
+    b = g.nodes[0].params["bias"].data.astype(np.float64)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = np.zeros((3, 4, 3, 4))
+    for oy in range(4):
+        for ox in range(3):
+            patch = xp[:, 2 * oy:2 * oy + 3, 2 * ox:2 * ox + 3, :]
+            want[:, oy, ox, :] = np.einsum("nhwc,ohwc->no", patch, w) + b
+    assert np.allclose(y1, want)
+
+
+@pytest.mark.parametrize("method,kernel", [("darb", "packed"), ("darb", "unrolled"), ("irregular", "csr")])
+def test_pruned_graph_verifies(rng, gcc, method, kernel):
+    g = toy_graph(rng)
+    pruned, results = prune_graph(g, 2, method)
+    assert set(results) == {"c1", "pw", "fc"}
+    for node in pruned.nodes:
+        if node.kind != "reshape":
+            mask = node.attrs["mask"]
+            assert mask.sum() < mask.size
+    x = rng.standard_normal((16, 8, 6, 3))
+    module = generate_graph(quantize_graph(pruned, "int8", calib=x), kernel=kernel, prefix="toy")
+    assert verify(module).ok
+
+
+def test_arena_reuses_dead_tensors(rng):
+    module = generate_graph(quantize_graph(toy_graph(rng), "int8", calib=rng.standard_normal((4, 8, 6, 3))))
+    # y1 (48 B) and y2 (60 B) live at once; the output goes to `out`: 48 + 64 (aligned), patch 27
+    assert module.extra["arena_bytes"] == 48 + 64 + 27
+
+
+def test_generated_graph_c_is_deterministic(rng):
+    x = rng.standard_normal((8, 8, 6, 3))
+    a = generate_graph(quantize_graph(toy_graph(np.random.default_rng(1)), "int8", calib=x)).files
+    b = generate_graph(quantize_graph(toy_graph(np.random.default_rng(1)), "int8", calib=x)).files
+    assert a == b
+
+
+def test_graph_errors(rng):
+    g = toy_graph(rng)
+    with pytest.raises(DarbgenError, match="calibration inputs"):
+        quantize_graph(g, "int8")
+    with pytest.raises(DarbgenError, match=r"shape \(n, 8, 6, 3\)"):
+        quantize_graph(g, "int8", calib=rng.standard_normal((4, 7)))
+    with pytest.raises(DarbgenError, match="int16"):
+        quantize_graph(g, "int16")
+    bad = toy_graph(rng)
+    with pytest.raises(DarbgenError, match="reads tensor 'y9'"):
+        Graph("bad", dict(bad.tensors, y9=Tensor("y9", (3,))),
+              [Node("reshape", "r", ["y9"], ["y3"], {}, {"shape": (3,)})], ["x"], ["y3"])
+    with pytest.raises(DarbgenError, match="not supported"):
+        from darbgen.ops import op_kind
+        op_kind(Node("lstm_cell", "l", ["x"], ["y1"]))
+
+
+# ----------------------------------------------------------------------------- real models (MLPerf Tiny)
+
+def _tflm_outputs(path, x):
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime",
+                                  reason="the tflite-micro wheel is the oracle (pip install darbgen[test])")
+    interp = runtime.Interpreter.from_bytes(Path(path).read_bytes())
+    out = []
+    for v in x:
+        interp.set_input(v[None], 0)
+        interp.invoke()
+        out.append(np.asarray(interp.get_output(0)).reshape(-1))
+    return np.asarray(out)
+
+
+def test_ad_int8_matches_tflite_micro_bit_for_bit(rng):
+    need_mlperf()
+    pytest.importorskip("tflite")
+    from darbgen.importers.tflite import graph_from_tflite
+
+    path = MLPERF / "ad01_int8.tflite"
+    g = graph_from_tflite(path)
+    qg = quantize_graph(g, "int8")
+    sample = np.load(MLPERF / "ad01_normal_id01_sample.npy")
+    x = np.concatenate([qg.quantize_input(sample), rng.integers(-128, 128, (8, 640)).astype(np.int8)])
+    assert np.array_equal(qg.run(x).reshape(len(x), -1), _tflm_outputs(path, x))
+
+
+def test_build_ad_int8_pruned_verifies(tmp_path, gcc):
+    need_mlperf()
+    pytest.importorskip("tflite")
+    from darbgen.build import build
+
+    result = build(str(MLPERF / "ad01_int8.tflite"), ratio=2, out=tmp_path / "ad")
+    assert result.ok
+    r = result.report
+    assert 1.9 < r["ratio"] < 2.1 and r["source"] == "tflite"
+    assert (tmp_path / "ad" / "ad01_int8.h").read_text().count("AD01_INT8_INPUT_SCALE") == 1
