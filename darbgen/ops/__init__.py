@@ -34,4 +34,4 @@ def _load():
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        from . import conv, reshape  # noqa: F401  (registering)
+        from . import conv, kinds, reshape  # noqa: F401  (registering)
