@@ -102,20 +102,24 @@ def _parser():
 
     bu = sub.add_parser(
         "build", help="a trained model in, verified C out (prune, quantize, generate, compile, verify, report)",
-        description="Load a trained model (.npz with a __model__ description, docs/npz.md; or a scikit-learn "
-                    "MLP pickle with --allow-pickle), prune it, quantize it, generate C, compile it with gcc, run "
+        description="Load a trained model (.tflite, float32 or int8, docs/tflite.md; Keras 2 .h5, "
+                    "docs/keras_h5.md; Keras 3 .keras; .onnx; .npz with a __model__ description, docs/npz.md; or a "
+                    "scikit-learn MLP pickle with --allow-pickle), prune it, quantize it, generate C, compile it with gcc, run "
                     "it against the NumPy reference and report per layer: kind, shape, ratio, block sizes, bytes, "
                     "code and the largest difference; totals for flash and RAM; with test data, the accuracy of "
                     "the original model, the pruned float model and the generated C. Exit 1 if the C does not "
                     "match the reference. docs/build.md.",
         epilog="examples:\n  darbgen build examples/digits_mlp.npz --ratio 2 --out /tmp/digits_c\n"
+               "  darbgen build kws_ref_model.tflite --ratio 2 --target cortex-m4   # int8 TFLite, its own quantization\n"
+               "  darbgen build ad01.h5 --calib x.npy --out c   # Keras 2 HDF5; calibration inputs in its layout\n"
                "  darbgen build model.npz --ratio 16 --dtype int16 --calib x.npy --eval x_test.npy y_test.npy "
                "--out c --json\n"
                "  darbgen build examples/digits_mlp.npz --ratio 8 --refit --out /tmp/digits_8x   # no retraining\n"
                "  darbgen build finetuned.onnx --from-zeros --calib x.npy --out c   # fine-tuned with darbgen.train",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    bu.add_argument("model", metavar="MODEL", help="the trained model: .npz (docs/npz.md) or .pkl/.joblib "
-                    "(scikit-learn MLP, needs --allow-pickle)")
+    bu.add_argument("model", metavar="MODEL", help="the trained model: .tflite (float32 or int8; docs/tflite.md), "
+                    ".h5 (Keras 2; docs/keras_h5.md), .keras (Keras 3; docs/keras.md), .onnx (docs/onnx.md), .npz "
+                    "(docs/npz.md) or .pkl/.joblib (scikit-learn MLP, needs --allow-pickle)")
     bu.add_argument("--ratio", type=float, help="pruning ratio, > 1 (default: no pruning)")
     bu.add_argument("--method", default="darb", choices=("darb", "irregular", "bmwm", "block", "bank_balanced",
                                                           "nm"), help="pruning method (default: darb)")
@@ -527,7 +531,8 @@ def build_table(report):
         rows.append([r["name"], r["kind"] + (f" {r['activation']}" if r.get("activation", "none") != "none" else ""),
                      "x".join(map(str, r["shape"])), f"{r['ratio']:.2f}" if "ratio" in r else "-", blocks,
                      str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]), str(r["code_bytes"])]
-                    + ([f"{r['instructions']:,}", str(r["stack_bytes"])] if on_core else []) + [diff])
+                    + ([f"{r['instructions']:,}" if "instructions" in r else "-", str(r.get("stack_bytes", "-"))]
+                       if on_core else []) + [diff])
     head = (f"{report['model']}: {report['dtype']} C, kernel {report['kernel']}"
             + (f", {report['method']} pruning at {report['ratio']:.2f}x ({report['kept']} of {report['weights']} "
                f"weights kept)" if report["method"] else ", not pruned")

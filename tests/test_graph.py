@@ -158,3 +158,100 @@ def test_build_ad_int8_pruned_verifies(tmp_path, gcc):
     r = result.report
     assert 1.9 < r["ratio"] < 2.1 and r["source"] == "tflite"
     assert (tmp_path / "ad" / "ad01_int8.h").read_text().count("AD01_INT8_INPUT_SCALE") == 1
+
+
+MODELS = {  # file: calibration inputs (float models) or None (int8 models keep their own quantization)
+    "kws_ref_model.tflite": None, "ad01_int8.tflite": None, "pretrainedResnet_quant.tflite": None,
+    "kws_ref_model_float32.tflite": (49, 10, 1), "ad01_fp32.tflite": "sample", "ad01.h5": "sample",
+    "pretrainedResnet.h5": (32, 32, 3),
+}
+
+
+def _calib(name, rng):
+    spec = MODELS[name]
+    if spec is None:
+        return None
+    if spec == "sample":
+        return np.load(MLPERF / "ad01_normal_id01_sample.npy")
+    return rng.uniform(0, 1, (12,) + spec).astype(np.float32) * (20 if spec[0] == 49 else 1)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("ratio", [None, 2])
+def test_every_mlperf_tiny_model_builds_and_verifies_on_the_host(name, ratio, gcc, rng):
+    need_mlperf()
+    pytest.importorskip("tflite" if name.endswith(".tflite") else "h5py")
+    from darbgen.build import build
+
+    result = build(str(MLPERF / name), ratio=ratio, calib=_calib(name, rng))
+    assert result.ok, result.verification.describe()
+    r = result.report
+    if ratio:
+        assert 1.8 < r["ratio"] < 2.2
+    kinds = {row["kind"] for row in r["layers"]}
+    if name.startswith("kws"):
+        assert "depthwise" in kinds and "conv" in kinds       # depthwise is its own op, never a full conv
+    if "Resnet" in name:
+        assert "add" in kinds
+
+
+@pytest.mark.parametrize("name", ["kws_ref_model.tflite", "pretrainedResnet_quant.tflite"])
+def test_int8_cnns_match_tflite_micro_bit_for_bit(name, rng):
+    need_mlperf()
+    pytest.importorskip("tflite")
+    from darbgen.importers.tflite import graph_from_tflite
+
+    g = graph_from_tflite(MLPERF / name)
+    qg = quantize_graph(g, "int8")
+    x = rng.integers(-128, 128, (4,) + tuple(g.input_shape)).astype(np.int8)
+    assert np.array_equal(qg.run(x).reshape(len(x), -1), _tflm_outputs(MLPERF / name, x))
+
+
+def test_unpruned_int8_flash_is_close_to_the_tflite_tensors():
+    need_mlperf()
+    pytest.importorskip("tflite")
+    from darbgen.build import build
+
+    for name in ("kws_ref_model.tflite", "ad01_int8.tflite"):
+        r = build(str(MLPERF / name)).report
+        data = r["data_bytes"]["total"]
+        tensors = (MLPERF / name).stat().st_size          # the file: tensors plus a little flatbuffer structure
+        assert data <= 1.10 * tensors, (name, data, tensors)
+        dw = [row for row in r["layers"] if row["kind"] == "depthwise"]
+        for row in dw:                                     # 3x3x64 int8 weights, bias, multiplier, shift
+            assert row["bytes"]["values"] == 3 * 3 * 64
+
+
+def test_float_model_matches_litert(rng):
+    need_mlperf()
+    pytest.importorskip("tflite")
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT is the float oracle")
+    from darbgen.importers.tflite import graph_from_tflite
+
+    path = MLPERF / "ad01_fp32.tflite"
+    g = graph_from_tflite(path)
+    x = np.load(MLPERF / "ad01_normal_id01_sample.npy")[:8]
+    interp = litert.Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    want = []
+    for v in x:
+        interp.set_tensor(i, v[None].astype(np.float32))
+        interp.invoke()
+        want.append(interp.get_tensor(o).reshape(-1))
+    want = np.asarray(want)
+    qg = quantize_graph(g, "float32")
+    got = qg.run(x.astype(np.float32))
+    assert np.max(np.abs(got - want) / np.maximum(np.abs(want), 1.0)) < 1e-4
+    assert np.max(np.abs(run_f64(g, x) - want) / np.maximum(np.abs(want), 1.0)) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55"])
+def test_ad_int8_pruned_verifies_on_cortex_m(core, qemu):
+    need_mlperf()
+    pytest.importorskip("tflite")
+    from darbgen.build import build
+
+    result = build(str(MLPERF / "ad01_int8.tflite"), ratio=2, target=core)
+    assert result.ok and result.report["instructions"] > 0

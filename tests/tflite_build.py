@@ -211,11 +211,17 @@ def single_op_model(op_name, inputs, outputs, options=None, op_version=1, descri
     return bytes(builder.Output())
 
 
-def run_tflm(model, inputs, n_outputs=1):
-    """Run a model once with the TFLM interpreter (tflite-micro wheel); returns its outputs."""
+def run_tflm(model, inputs, n_outputs=1, arena_size=None):
+    """Run a model once with the TFLM interpreter (tflite-micro wheel); returns its outputs.
+
+    The arena defaults to 68 KiB plus ten times the model and four times the
+    inputs (the wheel's own default, ten times the model's size, is too small
+    for models without weights)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_bytes(model)
+    if arena_size is None:
+        arena_size = 4096 + len(model) * 10 + 4 * sum(np.asarray(x).nbytes for x in inputs) + (1 << 16)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
     for i, x in enumerate(inputs):
         interp.set_input(np.ascontiguousarray(x), i)
     interp.invoke()

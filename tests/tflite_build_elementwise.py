@@ -195,7 +195,8 @@ def run_tflm(model, inputs):
     outputs of graph output 0."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_bytes(model)
+    per_sample = sum(x[0].nbytes for x in inputs)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=16384 + 16 * per_sample)
     outs = []
     for k in range(inputs[0].shape[0]):
         for i, x in enumerate(inputs):

@@ -129,7 +129,8 @@ void darb_softmax_tflm_s8(const darb_softmax_tflm_s8_params *params, const int8_
         for (c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)x[c] - max;
             if (diff >= params->diff_min) {
-                sum += darb_fx_div_pot(darb_fx_exp_neg_q5(darb_softmax_rescale(diff, params)), 12); /* Q0.31 -> Q12.19 */
+                /* exp in Q0.31, added in Q12.19 */
+                sum += darb_fx_div_pot(darb_fx_exp_neg_q5(darb_softmax_rescale(diff, params)), 12);
             }
         }
         /* TFLite GetReciprocal: normalise the sum to [1, 2) and take 1 / sum
