@@ -182,8 +182,10 @@ def test_build_cli_eval_files_and_errors(tmp_path, capsys, gcc):
     assert code == 2 and "not an .npz of per-layer inputs" in err
     code, _, err = run(["build", EXAMPLE, "--ratio", "0.5"], capsys)
     assert code == 2 and "ratio" in err
+    code, _, err = run(["build", tmp_path / "model.pb"], capsys)
+    assert code == 2 and "unknown model format .pb" in err and ".tflite" in err
     code, _, err = run(["build", tmp_path / "model.tflite"], capsys)
-    assert code == 2 and "unknown model format .tflite" in err
+    assert code == 2 and "no such file" in err
     plain = tmp_path / "plain.npz"
     np.savez(plain, w=np.ones((2, 2), np.float32))
     code, _, err = run(["build", plain], capsys)

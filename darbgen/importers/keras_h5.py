@@ -88,7 +88,6 @@ class _Importer:
         self.node_names, self.tensor_names = set(), set()
         self.value = {}          # Keras tensor key (layer, node index, tensor index) -> our tensor name
         self.keras_class = {}    # our node name -> the Keras class it came from (for messages)
-        self.notes = []
         self.counts = {"folded": 0, "fused": 0, "relu_pool": 0}
 
     # ------------------------------------------------------------------ helpers
@@ -118,10 +117,11 @@ class _Importer:
     def shape(self, tensor):
         return self.tensors[tensor].shape
 
-    def add_node(self, layer, kind, inputs, shape, out_name=None, base=None, params=None, attrs=None):
-        """A node of ``kind`` for ``layer`` writing a new tensor of ``shape``; returns the tensor's name."""
+    def add_node(self, layer, kind, inputs, shape, base=None, params=None, attrs=None):
+        """A node of ``kind`` for ``layer`` (named ``base`` or the layer's name) writing a new tensor of ``shape``
+        (named alike); returns the tensor's name."""
         name = self.node_name(base or layer.name)
-        out = self.new_tensor(out_name or base or layer.name, shape)
+        out = self.new_tensor(base or layer.name, shape)
         node = Node(kind, name, inputs, [out], params or {}, attrs or {}, source_name=layer.name)
         self.nodes.append(node)
         self.keras_class[name] = layer.cls
@@ -153,9 +153,9 @@ class _Importer:
                              f"{have}); the file is damaged or holds another model's weights, re-save the model")
         return {k: found[k] for k in tuple(required) + tuple(optional) if k in found}
 
-    def activation_of(self, layer, value=None):
+    def activation_of(self, layer):
         """The Keras activation name of a layer (its 'activation' setting), checked."""
-        act = layer.config.get("activation", "linear") if value is None else value
+        act = layer.config.get("activation", "linear")
         if isinstance(act, dict):             # Keras 3 may serialise a function as {"config": "relu", ...}
             act = act.get("config") if isinstance(act.get("config"), str) else act.get("class_name")
         act = "linear" if act is None else str(act)
@@ -224,8 +224,7 @@ class _Importer:
                                 attrs={"shape": shape[:-1] + (units,)})
         return self.activate(layer, out, act, f"{layer.name}_{act}") if act == "softmax" else out
 
-    def conv(self, layer, x):
-        """Conv2D: (name of the output tensor)."""
+    def layer_conv2d(self, layer, x):
         cfg = layer.config
         shape = self.shape(x)
         self.need_image(layer, shape)
@@ -249,9 +248,7 @@ class _Importer:
                        "bias": self.const(node.name, "bias", w.get("bias", np.zeros(filters)))}
         return self.activate(layer, out, act, f"{layer.name}_{act}")
 
-    layer_conv2d = conv
-
-    def depthwise(self, layer, x, kernel, bias, base, out_name=None):
+    def depthwise(self, layer, x, kernel, bias, base):
         """A depthwise_conv2d node from a (KH, KW, C, M) kernel; returns its output tensor."""
         cfg = layer.config
         shape = self.shape(x)
@@ -259,7 +256,6 @@ class _Importer:
         stride, dilation = _pair(cfg.get("strides", 1), "strides"), _pair(cfg.get("dilation_rate", 1), "dilation")
         out_hw, pads = self.window(layer, shape, (kh, kw), stride, dilation)
         out = self.add_node(layer, "depthwise_conv2d", [x], out_hw + (channels * mult,), base=base,
-                            out_name=out_name,
                             attrs={"multiplier": int(mult), "stride": stride, "dilation": dilation, "padding": pads,
                                    "activation": "none"})
         node = self.nodes[-1]
@@ -431,7 +427,8 @@ class _Importer:
         return self.add_node(layer, "reshape", [x], tuple(new_shape), attrs={"shape": tuple(new_shape)})
 
     def layer_flatten(self, layer, x):
-        self.channels_last(layer)
+        if len(self.shape(x)) > 1:            # channels_first would flatten in (C, H, W) order
+            self.channels_last(layer)
         # NHWC flattens in (H, W, C) order, as Keras does: a plain reshape, no permutation
         return self.reshape_to(layer, x, (self.tensors[x].size,))
 
@@ -499,7 +496,10 @@ class _Importer:
             if shape is None:
                 self.fail_file("the Sequential model has no input shape (no InputLayer, no batch_input_shape); "
                                "build it with an Input or input_shape before saving")
-            layers.insert(0, _Layer("InputLayer", "input", {"batch_input_shape": shape}, []))
+            name, k = "input", 1
+            while any(layer.name == name for layer in layers):
+                name, k = f"input_{k}", k + 1
+            layers.insert(0, _Layer("InputLayer", name, {"batch_input_shape": shape}, []))
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names):
             self.fail_file("two layers of the Sequential model have the same name; the file is damaged")

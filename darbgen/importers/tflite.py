@@ -28,6 +28,11 @@ SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVER
                  "MEAN", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "CONCATENATION", "QUANTIZE", "DEQUANTIZE",
                  "RELU", "RELU6", "RELU_N1_TO_1")
 
+#: the fewest inputs each supported operator has
+_MIN_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "AVERAGE_POOL_2D": 1,
+               "MAX_POOL_2D": 1, "MEAN": 2, "RESHAPE": 1, "SQUEEZE": 1, "SOFTMAX": 1, "PAD": 2, "CONCATENATION": 1,
+               "QUANTIZE": 1, "DEQUANTIZE": 1, "RELU": 1, "RELU6": 1, "RELU_N1_TO_1": 1}
+
 #: the largest file read (TFLite Micro targets hold far less)
 MAX_FILE_BYTES = 256 * 2 ** 20
 
@@ -522,9 +527,6 @@ class _Translator:
     # ------------------------------------------------------------ ops
     def translate(self):
         raw = self.raw
-        if raw["n_subgraphs"] != 1:
-            raise DarbgenError(f"{self.where}: has {raw['n_subgraphs']} subgraphs (control flow such as IF / WHILE, "
-                               f"or several signatures); darbgen reads models with one subgraph")
         if len(raw["inputs"]) != 1 or len(raw["outputs"]) != 1:
             raise DarbgenError(f"{self.where}: has {len(raw['inputs'])} inputs and {len(raw['outputs'])} outputs; "
                                f"darbgen generates models with one input and one output tensor")
@@ -545,6 +547,11 @@ class _Translator:
             raise DarbgenError(f"{self.where}: the model input {_tname(self.tensors[x])} is a constant")
         self.new_activation(None, x)
         for op in self.ops:
+            need = _MIN_INPUTS[op.opname]
+            if len(op.inputs) < need or any(i < 0 for i in op.inputs[:1]) or len(op.outputs) != 1 \
+                    or op.outputs[0] < 0:
+                self.fail(op, f"has {len(op.inputs)} inputs and {len(op.outputs)} outputs; {op.opname} takes at "
+                              f"least {need} inputs (the first one present) and one output")
             getattr(self, "op_" + op.opname.lower())(op)
         out = raw["outputs"][0]
         if out not in self.names:
@@ -755,7 +762,7 @@ class _Translator:
             self.fail(op, f"its shape {_tname(self.tensors[op.inputs[1]])} is computed at run time; darbgen needs a "
                           f"constant shape")
         else:
-            new = list(self.tensors[op.outputs[0]].signature or self.tensors[op.outputs[0]].shape)
+            self.fail(op, "has neither a shape input nor a new_shape option (TFLite would reshape to a scalar)")
         total = xt.size  # batch 1
         if new.count(-1) > 1 or any(d < -1 for d in new):
             self.fail(op, f"its new shape {new} is invalid")
@@ -943,8 +950,14 @@ def graph_from_tflite(path):
         raise
     except Exception as exc:  # a broken flatbuffer raises IndexError, struct.error, ValueError, ...
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        kind = exc.__class__.__name__
+        if kind == "error":          # struct.error
+            kind = f"{exc.__class__.__module__}.error"
         raise DarbgenError(f"{where}: is not a valid TensorFlow Lite model (the flatbuffer is corrupt or truncated: "
-                           f"{exc.__class__.__name__}{': ' + text if text else ''})") from None
+                           f"{kind}{': ' + text if text else ''})") from None
+    if raw["n_subgraphs"] != 1:
+        raise DarbgenError(f"{where}: has {raw['n_subgraphs']} subgraphs (control flow such as IF / WHILE, or several "
+                           f"signatures); darbgen reads models with one subgraph")
     tr = _Translator(where, raw)
     x, y = tr.translate()
     notes = list(tr.notes)
