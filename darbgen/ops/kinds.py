@@ -406,3 +406,212 @@ class Softmax(OpKind):
             call = f"darb_softmax_tflm_s8(&{sym}_params, in, out, {rows}u, {depth}u);"
             runtime = ELEMENTWISE + ("src/darb_softmax_tflm.c",)
         e.function(node, "    " + call, runtime=runtime)
+
+
+# ----------------------------------------------------------------------------- pad, concat, quantize, dequantize
+
+def _requant_fields(r):
+    return f"{{ {r.multiplier}, {r.shift}, {r.in_zero_point}, {r.out_zero_point} }}"
+
+
+@register
+class Pad(OpKind):
+    kind = "pad"
+    title = "pad"
+    keeps_quant = True
+
+    def _pads(self, node, in_shape):
+        pads = tuple(tuple(int(v) for v in p) for p in node.attrs.get("pads", ()))
+        if len(pads) != len(in_shape) or any(len(p) != 2 or min(p) < 0 for p in pads):
+            raise DarbgenError(f"{node.name}: pad needs one (before, after) pair of non-negative sizes per axis of "
+                               f"shape {tuple(in_shape)}, got {pads}")
+        if len(in_shape) > 5:
+            raise DarbgenError(f"{node.name}: pad handles at most 5 axes")
+        return pads
+
+    def output_shapes(self, node, in_shapes):
+        pads = self._pads(node, in_shapes[0])
+        return [tuple(d + a + b for d, (a, b) in zip(in_shapes[0], pads))]
+
+    def forward_f64(self, node, xs):
+        x = np.asarray(xs[0], np.float64)
+        return [np.pad(x, ((0, 0),) + self._pads(node, x.shape[1:]))]
+
+    def prepare(self, node, ctx):
+        pads = self._pads(node, ctx.shape(node.inputs[0]))
+        if ctx.dtype == "float32":
+            return {"pads": pads, "value": 0.0}
+        i, o = ctx.quant(node.inputs[0]), ctx.quant(node.outputs[0])
+        if not i == o:
+            raise DarbgenError(f"{node.name}: int8 pad needs the same input and output quantization (TFLite's rule)")
+        return {"pads": pads, "value": int(o.zero_point)}
+
+    def forward_f32(self, node, p, xs, kernel="packed"):
+        from .shape_ops import pad_f32
+
+        return [pad_f32(np.asarray(xs[0], np.float32), p["pads"], 0.0)]
+
+    def forward_int8(self, node, p, xs):
+        from .shape_ops import pad_int8
+
+        return [pad_int8(np.asarray(xs[0], np.int8), p["pads"], p["value"])]
+
+    def describe(self, node, ctx):
+        return f"pad {'/'.join(f'{a}+{b}' for a, b in self._pads(node, ctx.shape(node.inputs[0])))}"
+
+    def emit(self, node, p, e):
+        sym = e.sym(node)
+        shape = e.qg.shapes[node.inputs[0]]
+        pads = p["pads"]
+
+        def five(v):
+            v = list(v)
+            return ", ".join(map(str, v + [0] * (5 - len(v))))
+        e.block(f"static const darb_pad_geometry {sym}_geometry = {{ {len(shape)}u, {{ {five(shape)} }}, "
+                f"{{ {five(a for a, _ in pads)} }}, {{ {five(b for _, b in pads)} }} }};\n")
+        if isinstance(p["value"], int):
+            call = f"darb_pad_s8(&{sym}_geometry, in, out, {p['value']});"
+        else:
+            call = f"darb_pad_f32(&{sym}_geometry, in, out, 0.0f);"
+        e.function(node, "    " + call, runtime=ELEMENTWISE)
+
+
+@register
+class Concat(OpKind):
+    kind = "concat"
+    title = "concat"
+
+    def _axis(self, node, rank):
+        axis = int(node.attrs.get("axis", -1))
+        if not -rank <= axis < rank:
+            raise DarbgenError(f"{node.name}: concat axis {axis} is outside the {rank} axes of its inputs")
+        if node.attrs.get("activation", "none") != "none":
+            raise DarbgenError(f"{node.name}: a concat with a fused activation is not supported")
+        return axis % rank
+
+    def output_shapes(self, node, in_shapes):
+        rank = len(in_shapes[0])
+        axis = self._axis(node, rank)
+        for s in in_shapes[1:]:
+            if len(s) != rank or any(a != b for k, (a, b) in enumerate(zip(s, in_shapes[0])) if k != axis):
+                raise DarbgenError(f"{node.name}: cannot concatenate shapes "
+                                   f"{', '.join(str(tuple(x)) for x in in_shapes)} along axis {axis}")
+        out = list(in_shapes[0])
+        out[axis] = sum(s[axis] for s in in_shapes)
+        return [tuple(out)]
+
+    def forward_f64(self, node, xs):
+        axis = self._axis(node, np.asarray(xs[0]).ndim - 1)
+        return [np.concatenate([np.asarray(x, np.float64) for x in xs], axis=axis + 1)]
+
+    def prepare(self, node, ctx):
+        shapes = [ctx.shape(t) for t in node.inputs]
+        axis = self._axis(node, len(shapes[0]))
+        outer = int(np.prod(shapes[0][:axis]))
+        sizes = [int(np.prod(s[axis:])) for s in shapes]
+        if ctx.dtype == "float32":
+            return {"axis": axis, "outer": outer, "sizes": sizes}
+        from .shape_ops import concat_params
+
+        qs = [ctx.quant(t) for t in node.inputs]
+        out_q = ctx.quant(node.outputs[0])
+        return {"axis": axis, "outer": outer, "sizes": sizes, "in": qs, "out": out_q,
+                "requant": concat_params(qs, out_q)}
+
+    def forward_f32(self, node, p, xs, kernel="packed"):
+        from .shape_ops import concat_f32
+
+        return [concat_f32([np.asarray(x, np.float32) for x in xs], p["axis"] + 1)]
+
+    def forward_int8(self, node, p, xs):
+        from .shape_ops import concat_int8
+
+        return [concat_int8([np.asarray(x, np.int8) for x in xs], p["axis"] + 1, p["in"], p["out"])]
+
+    def emit(self, node, p, e):
+        sym = e.sym(node)
+        n = len(node.inputs)
+        sizes = e.array(f"{sym}_sizes", "uint32_t", np.asarray(p["sizes"], np.int64), "params")
+        e.block(f"static const darb_concat_shape {sym}_shape = {{ {p['outer']}u, {n}u, {sizes} }};\n")
+        ins = ", ".join(f"in{i}" for i in range(n))
+        if "requant" in p:
+            if all(r.identity for r in p["requant"]):
+                req = "0"
+            else:
+                e.block(f"static const darb_requant_s8 {sym}_requant[{n}] = {{ "
+                        f"{', '.join(_requant_fields(r) for r in p['requant'])} }};\n")
+                req = f"{sym}_requant"
+            body = (f"    const int8_t *const ins[{n}] = {{ {ins} }};\n"
+                    f"    darb_concat_s8(&{sym}_shape, {req}, ins, out);")
+        else:
+            body = (f"    const float *const ins[{n}] = {{ {ins} }};\n"
+                    f"    darb_concat_f32(&{sym}_shape, ins, out);")
+        e.function(node, body, runtime=ELEMENTWISE)
+
+
+@register
+class Quantize(OpKind):
+    kind = "quantize"
+    title = "quantize"
+
+    def output_shapes(self, node, in_shapes):
+        return [tuple(in_shapes[0])]
+
+    def forward_f64(self, node, xs):
+        return [np.asarray(xs[0], np.float64)]
+
+    def prepare(self, node, ctx):
+        if ctx.dtype == "float32":
+            raise DarbgenError(f"{node.name}: a quantize op runs in int8 models only")
+        out_q = ctx.quant(node.outputs[0])
+        if ctx.type_of(node.inputs[0]) == "float32":
+            return {"out": out_q}
+        from .elementwise import requantize_params
+
+        i = ctx.quant(node.inputs[0])
+        return {"out": out_q, "requant": requantize_params(i.scale, i.zero_point, out_q.scale, out_q.zero_point)}
+
+    def forward_int8(self, node, p, xs):
+        from .elementwise import quantize_f32_to_int8, requantize_int8
+
+        if "requant" in p:
+            return [requantize_int8(np.asarray(xs[0], np.int8), p["requant"])]
+        return [quantize_f32_to_int8(np.asarray(xs[0], np.float32), p["out"].scale, p["out"].zero_point)]
+
+    def emit(self, node, p, e):
+        sym = e.sym(node)
+        n = int(np.prod(e.qg.shapes[node.inputs[0]]))
+        if "requant" in p:
+            e.block(f"static const darb_requant_s8 {sym}_requant = {_requant_fields(p['requant'])};\n")
+            call = f"darb_requantize_s8(&{sym}_requant, in, out, {n}u);"
+        else:
+            call = (f"darb_quantize_f32_s8(in, out, {n}u, {_flt(np.float32(p['out'].scale))}, "
+                    f"{p['out'].zero_point});")
+        e.function(node, "    " + call, runtime=ELEMENTWISE)
+
+
+@register
+class Dequantize(OpKind):
+    kind = "dequantize"
+    title = "dequantize"
+
+    def output_shapes(self, node, in_shapes):
+        return [tuple(in_shapes[0])]
+
+    def forward_f64(self, node, xs):
+        return [np.asarray(xs[0], np.float64)]
+
+    def prepare(self, node, ctx):
+        if ctx.dtype == "float32":
+            raise DarbgenError(f"{node.name}: a dequantize op runs in int8 models only")
+        return {"in": ctx.quant(node.inputs[0])}
+
+    def forward_int8(self, node, p, xs):
+        from .elementwise import dequantize_int8_to_f32
+
+        return [dequantize_int8_to_f32(np.asarray(xs[0], np.int8), p["in"].scale, p["in"].zero_point)]
+
+    def emit(self, node, p, e):
+        n = int(np.prod(e.qg.shapes[node.inputs[0]]))
+        e.function(node, f"    darb_dequantize_s8_f32(in, out, {n}u, {_flt(np.float32(p['in'].scale))}, "
+                         f"{p['in'].zero_point});", runtime=ELEMENTWISE)
