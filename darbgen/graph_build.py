@@ -110,8 +110,14 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
         checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
         advance(bar, f"verified on {target}")
         if checked.ok:
+            # The whole model only: QEMU's per-instruction trace of every op as well would double the
+            # slowest step (a CNN's trace runs to tens of millions of lines).
+            import copy
+
+            whole = copy.copy(module)
+            whole.layers = []
             with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
-                count = count_instructions(module, target, keep_dir=tmp)
+                count = count_instructions(whole, target, keep_dir=tmp)
                 image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
         advance(bar, "instructions counted")
     accuracy, c_real = None, None

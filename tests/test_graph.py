@@ -255,3 +255,22 @@ def test_ad_int8_pruned_verifies_on_cortex_m(core, qemu):
 
     result = build(str(MLPERF / "ad01_int8.tflite"), ratio=2, target=core)
     assert result.ok and result.report["instructions"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_mlperf_tiny_model_verifies_on_cortex_m(name, core, qemu, rng):
+    """Unpruned and pruned 2x, every op and the whole model, bit-exact in QEMU (a few vectors: the
+    host check runs the full set)."""
+    need_mlperf()
+    pytest.importorskip("tflite" if name.endswith(".tflite") else "h5py")
+    from darbgen.build import load
+
+    graph = load(str(MLPERF / name)).model
+    for ratio in (None, 2):
+        g = graph if ratio is None else prune_graph(graph, ratio)[0]
+        qg = quantize_graph(g, "int8", calib=_calib(name, rng))
+        module = generate_graph(qg, kernel="dense" if ratio is None else "packed")
+        result = verify(module, n_random=2, target=core, raise_on_mismatch=False)
+        assert result.ok, result.describe()
