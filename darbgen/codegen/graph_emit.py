@@ -339,7 +339,8 @@ def generate_graph(qg, *, kernel="packed", prefix=None, command=None):
     headers = sorted({"include/darb_graph.h"} | {p for p in e.runtime_extra if p.startswith("include/")})
     ctx = dict(banner=banner, prefix=prefix, PREFIX=prefix.upper(), e=e, arena=arena, patch=patch, calls=calls,
                arrays=e.arrays, blocks=e.blocks, in_t=CTYPE[qg.types[t_in]], out_t=CTYPE[qg.types[t_out]],
-               in_shape=qg.shapes[t_in], out_shape=qg.shapes[t_out], in_q=in_q, out_q=out_q, layout=g.layout,
+               in_shape=qg.shapes[t_in], out_shape=qg.shapes[t_out], in_size=int(np.prod(qg.shapes[t_in])),
+               out_size=int(np.prod(qg.shapes[t_out])), in_q=in_q, out_q=out_q, layout=g.layout,
                ops=e.ops, matrices=e.matrix_layers, headers=[h.split("/")[-1] for h in headers],
                needs_string="string.h" in e.runtime_extra, arena_bytes=arena_bytes, c_float=c_float,
                c_literal=c_literal, source=g.source, name=g.name, prototypes=e.prototypes, dtype=qg.dtype)
