@@ -282,3 +282,15 @@ def test_every_mlperf_tiny_model_verifies_on_cortex_m(name, core, qemu, rng):
         module = generate_graph(qg, kernel="dense" if ratio is None else "packed")
         result = verify(module, n_random=2, target=core, raise_on_mismatch=False)
         assert result.ok, result.describe()
+
+
+def test_long_framework_names_become_short_unique_identifiers():
+    from darbgen.codegen.names import MAX_NAME, LayerNames, short_name
+
+    long = "functional_1/conv2d_3/BiasAdd;functional_1/conv2d_3/Conv2D;" * 5
+    a, b = short_name(long), short_name(long + "x")
+    assert len(a) <= MAX_NAME and len(b) <= MAX_NAME and a != b and a == short_name(long)
+    assert short_name("conv2d_3") == "conv2d_3"                     # short names stay as they are
+    names = LayerNames()
+    first, second = names.unique(long), names.unique(long)
+    assert first != second and max(len(first), len(second)) <= MAX_NAME + 2

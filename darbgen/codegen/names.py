@@ -77,7 +77,8 @@ class LayerNames:
     def unique(self, base, extra=()):
         base = str(base) if base else "layer"
         try:
-            c_identifier(base)
+            if len(c_identifier(base)) > MAX_NAME:      # framework node names can run to hundreds of characters
+                base = short_name(base)
         except DarbgenError:
             base = "layer"
         if base[0].isdigit():                   # PyTorch's Sequential children are "0", "1", ...
