@@ -24,6 +24,11 @@ MASK_SUFFIX = "__mask"
 BLOCKS_SUFFIX = "__block_sizes"
 
 
+#: model files that `darbgen build` reads, not .npz weight archives
+MODEL_FILES = {".tflite": "TensorFlow Lite", ".h5": "Keras 2", ".hdf5": "Keras 2", ".keras": "Keras 3",
+               ".onnx": "ONNX"}
+
+
 def load_npz(path):
     """All arrays of an .npz file as a dict, or a DarbgenError saying why not."""
     path = os.fspath(path)
@@ -31,6 +36,10 @@ def load_npz(path):
         raise DarbgenError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DarbgenError(f"{path}: is a directory, expected an .npz file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in MODEL_FILES:
+        raise DarbgenError(f"{path}: a {MODEL_FILES[ext]} model, not an .npz of weight arrays; prune, quantize and "
+                           f"generate it in one go with `darbgen build {os.path.basename(path)} --ratio R --out DIR`")
     try:
         with np.load(path, allow_pickle=False) as data:
             if not hasattr(data, "files"):

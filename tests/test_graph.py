@@ -294,3 +294,14 @@ def test_long_framework_names_become_short_unique_identifiers():
     names = LayerNames()
     first, second = names.unique(long), names.unique(long)
     assert first != second and max(len(first), len(second)) <= MAX_NAME + 2
+
+
+def test_prune_and_generate_point_model_files_to_build(tmp_path, capsys):
+    from darbgen.cli import main
+
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"TFL3")
+    for argv in (["prune", str(path), "--ratio", "2", "-o", str(tmp_path / "p.npz")],
+                 ["generate", str(path), "--out", str(tmp_path / "c")]):
+        assert main(argv) == 2
+        assert "darbgen build model.tflite" in capsys.readouterr().err
