@@ -15,7 +15,8 @@ extras=${DARBGEN_EXTRAS:-test}
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
-debian_packages=(gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+debian_packages=(gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+                 espeak-ng sox)   # espeak-ng and sox: the synthesized keyword-spotting test data (../shared/data/kws)
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     debian_packages+=(python3-venv)
 fi
@@ -33,7 +34,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-for tool in gcc arm-none-eabi-gcc qemu-system-arm; do
+for tool in gcc arm-none-eabi-gcc qemu-system-arm espeak-ng sox; do
     command -v "$tool" >/dev/null 2>&1 || say "WARNING: $tool not found after set-up; tests that need it will be skipped loudly"
 done
 

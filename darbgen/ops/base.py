@@ -75,16 +75,30 @@ def tensor_quant_int8(low, high):
     return TensorQuant("int8", float(scale), zero_point)
 
 
-def activation_range(activation, quant, what):
-    """TFLite's CalculateActivationRangeQuantized: the int8 clamp of a fused activation.
+FLT_MAX = float(np.finfo(np.float32).max)
+_FUSED = ("none", "relu", "relu6", "relu_n1_to_1")
 
-    Quantizes the bounds as TFLite does: ``zero_point + round(f / scale)`` in float32."""
-    scale = np.float32(quant.scale)
+
+def activation_range_s8(activation, scale, zero_point, what="activation range"):
+    """TFLite's CalculateActivationRangeQuantized for an int8 output: (act_min, act_max).
+
+    ``activation``: None / "none" / "linear", "relu", "relu6" or "relu_n1_to_1".
+    The bounds are quantized as TFLite does, in float32: ``zero_point + round(f / scale)``."""
+    s = np.float32(scale)
+    if not (np.isfinite(s) and s > 0):
+        raise DarbgenError(f"{what}: the output scale must be finite and > 0, got {scale!r}")
+    zp = int(zero_point)
+    if not QMIN <= zp <= QMAX:
+        raise DarbgenError(f"{what}: the int8 zero point must be in -128..127, got {zero_point!r}")
 
     def q(f):
-        return int(quant.zero_point) + int(round_half_away(np.float32(np.float32(f) / scale)))
+        with np.errstate(over="ignore"):
+            t = round_half_away(np.float32(np.float32(f) / s))
+        if not -2.0 ** 31 <= float(t) <= 2.0 ** 31 - 1:
+            raise DarbgenError(f"{what}: {f} / {float(s)} overflows int32; the output scale is too small")
+        return zp + int(t)
 
-    if activation == "none":
+    if activation in (None, "none", "linear"):
         return QMIN, QMAX
     if activation == "relu":
         return max(QMIN, q(0.0)), QMAX
@@ -92,18 +106,23 @@ def activation_range(activation, quant, what):
         return max(QMIN, q(0.0)), min(QMAX, q(6.0))
     if activation == "relu_n1_to_1":
         return max(QMIN, q(-1.0)), min(QMAX, q(1.0))
-    raise DarbgenError(f"{what}: fused activation {activation!r} is not supported; darbgen fuses none, relu, relu6 "
-                       f"and relu_n1_to_1")
+    raise DarbgenError(f"{what}: fused activation {activation!r} is not supported; darbgen fuses "
+                       f"{', '.join(_FUSED)}")
 
 
-def activation_range_f32(activation, what):
-    """The float32 clamp of a fused activation (TFLite's CalculateActivationRange)."""
-    bounds = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6.0), "relu_n1_to_1": (-1.0, 1.0)}
-    if activation not in bounds:
-        raise DarbgenError(f"{what}: fused activation {activation!r} is not supported; darbgen fuses none, relu, "
-                           f"relu6 and relu_n1_to_1")
-    lo, hi = bounds[activation]
-    return np.float32(lo), np.float32(hi)
+def activation_range_f32(activation, what="activation range"):
+    """TFLite's CalculateActivationRange for float32: (act_min, act_max), +-FLT_MAX for none (as TFLite)."""
+    ranges = {"none": (-FLT_MAX, FLT_MAX), "relu": (0.0, FLT_MAX), "relu6": (0.0, 6.0), "relu_n1_to_1": (-1.0, 1.0)}
+    key = "none" if activation in (None, "linear") else activation
+    if key not in ranges:
+        raise DarbgenError(f"{what}: fused activation {activation!r} is not supported; darbgen fuses "
+                           f"{', '.join(_FUSED)}")
+    return ranges[key]
+
+
+def activation_range(activation, quant, what):
+    """The int8 clamp of a node's fused activation, for its output quantization ``quant`` (a TensorQuant)."""
+    return activation_range_s8(activation, quant.scale, quant.zero_point, what)
 
 
 def multiplier_of(real, what):
@@ -114,6 +133,3 @@ def multiplier_of(real, what):
     return quantize_multiplier(float(real))
 
 
-def apply_clamp_f32(y, lo, hi):
-    """Clamp in float32 as the C does (max then min)."""
-    return np.minimum(np.maximum(y, lo), hi).astype(np.float32)

@@ -21,7 +21,7 @@ import numpy as np
 from .. import reference
 from ..errors import DarbgenError
 from ..graph import Dense
-from ..quantize import INT32_MAX, QuantizedDense, TensorQuant, round_half_away
+from ..quantize import INT32_MAX, QuantizedDense, round_half_away
 from . import register
 from .base import OpKind, activation_range, activation_range_f32, multiplier_of
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..errors import DarbgenError
-from ..quantize import INT32_MAX, quantize_multiplier, requantize_s8, round_half_away
+from ..quantize import INT32_MAX, quantize_multiplier, requantize_s8
+from .base import FLT_MAX, activation_range_f32, activation_range_s8  # noqa: F401  (re-exported)
 
 #: Largest value of any geometry field (the C structs hold uint16_t).
 GEOMETRY_LIMIT = 65535
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def _positive_pair(value, what, op):
@@ -209,33 +209,8 @@ def depthwise_multipliers(in_scale, w_scales, out_scale):
 
 
 def activation_range_int8(activation, out_scale, out_zp):
-    """TFLite's CalculateActivationRangeQuantized for int8 outputs: (act_min, act_max).
-
-    ``activation``: "none", "relu", "relu6" or "relu_n1_to_1". Values are
-    quantized as TFLite does, in float32: ``zp + round(f / scale)``.
-    """
-    scale = np.float32(out_scale)
-
-    def q(f):
-        return int(out_zp) + int(round_half_away(np.float32(f) / scale))
-
-    if activation == "none":
-        return -128, 127
-    if activation == "relu":
-        return max(-128, q(0.0)), 127
-    if activation == "relu6":
-        return max(-128, q(0.0)), min(127, q(6.0))
-    if activation == "relu_n1_to_1":
-        return max(-128, q(-1.0)), min(127, q(1.0))
-    raise DarbgenError(f"unknown fused activation {activation!r}; choose none, relu, relu6 or relu_n1_to_1")
-
-
-def activation_range_f32(activation):
-    """TFLite's CalculateActivationRange for float32: (act_min, act_max) as Python floats."""
-    ranges = {"none": (-FLT_MAX, FLT_MAX), "relu": (0.0, FLT_MAX), "relu6": (0.0, 6.0), "relu_n1_to_1": (-1.0, 1.0)}
-    if activation not in ranges:
-        raise DarbgenError(f"unknown fused activation {activation!r}; choose one of {', '.join(ranges)}")
-    return ranges[activation]
+    """TFLite's CalculateActivationRangeQuantized for int8 outputs: (act_min, act_max) (see ops/base.py)."""
+    return activation_range_s8(activation, out_scale, out_zp, "depthwise")
 
 
 def depthwise_acc_bound(w_q, bias_q, in_zp):

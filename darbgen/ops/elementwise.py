@@ -37,9 +37,9 @@ import numpy as np
 
 from ..errors import DarbgenError
 from ..quantize import doubling_high_mul, quantize_multiplier, rounding_divide_by_pot
+from .base import FLT_MAX, activation_range_f32, activation_range_s8  # noqa: F401  (re-exported)
 
 INT8_MIN, INT8_MAX = -128, 127
-FLT_MAX = float(np.finfo(np.float32).max)
 #: TFLM ADD shifts int8 inputs left by this many bits (20; 15 for int16).
 ADD_LEFT_SHIFT_S8 = 20
 #: Largest left shift of the int8 -> int8 requantization: |q - zp| <= 255 must
@@ -122,43 +122,6 @@ def quantize_multiplier_smaller_than_one_exp(m, what):
     if shift > 0:
         raise DarbgenError(f"{what}: the multiplier {m!r} rounds to 1.0 in Q31, which TFLM refuses")
     return int(mult), int(shift)
-
-
-def activation_range_s8(activation, scale, zero_point):
-    """TFLite's CalculateActivationRangeQuantized for an int8 output:
-    (act_min, act_max) for activation None / "none", "relu", "relu6" or
-    "relu_n1_to_1" (``zero_point + round(f / scale)`` in float32)."""
-    s = np.float32(scale_f32(scale, "activation range"))
-    zp = zero_point_s8(zero_point, "activation range")
-
-    def q(f):
-        t = _round_half_away_f32(np.float32(f) / s)
-        if not -2.0 ** 31 <= float(t) <= 2.0 ** 31 - 1:
-            raise DarbgenError(f"activation range: {f} / {float(s)} overflows int32; the output scale is too small")
-        return zp + int(t)
-
-    if activation in (None, "none", "linear"):
-        return INT8_MIN, INT8_MAX
-    if activation == "relu":
-        return max(INT8_MIN, q(0.0)), INT8_MAX
-    if activation == "relu6":
-        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
-    if activation == "relu_n1_to_1":
-        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
-    raise DarbgenError(f"unknown fused activation {activation!r}; choose none, relu, relu6 or relu_n1_to_1")
-
-
-def activation_range_f32(activation):
-    """TFLite's CalculateActivationRange for float32: (act_min, act_max)."""
-    if activation in (None, "none", "linear"):
-        return -FLT_MAX, FLT_MAX
-    if activation == "relu":
-        return 0.0, FLT_MAX
-    if activation == "relu6":
-        return 0.0, 6.0
-    if activation == "relu_n1_to_1":
-        return -1.0, 1.0
-    raise DarbgenError(f"unknown fused activation {activation!r}; choose none, relu, relu6 or relu_n1_to_1")
 
 
 def _check_act_s8(act_min, act_max, what):
