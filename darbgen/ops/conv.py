@@ -214,7 +214,8 @@ class _MatrixOp(OpKind):
         n, pixels, cols = x.shape
         flat = x.reshape(n * pixels, cols)
         if p.q.dtype == "float32":
-            y = reference.dense_f32(p.q, flat, all_columns=(kernel == "dense"))
+            # the dense kernel adds every column (zeros too): the order of its float additions
+            y = reference.dense_f32(p.q, flat, all_columns=(self.kernel_of(None, p, kernel) == "dense"))
         else:
             y = reference.dense_int(p.q, flat)
         return y.reshape(n, pixels, -1)
