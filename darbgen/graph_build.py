@@ -110,14 +110,8 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
         checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
         advance(bar, f"verified on {target}")
         if checked.ok:
-            # The whole model only: QEMU's per-instruction trace of every op as well would double the
-            # slowest step (a CNN's trace runs to tens of millions of lines).
-            import copy
-
-            whole = copy.copy(module)
-            whole.layers = []
             with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
-                count = count_instructions(whole, target, keep_dir=tmp)
+                count = count_instructions(module, target, keep_dir=tmp)
                 image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
         advance(bar, "instructions counted")
     accuracy, c_real = None, None
@@ -150,8 +144,6 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
 def graph_report(graph, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method,
                  count=None, host_check=None, image=None):
     """The build report of a graph model, in the same form as :func:`darbgen.build.build_report`."""
-    from .build import _histogram
-
     qg = module.extra["graph"]
     checks = {c.symbol: c for c in checked.layers}
     layers = []
@@ -175,7 +167,8 @@ def graph_report(graph, pruned, results, module, sizes, checked, accuracy, notes
         if op.matrices:
             layer = op.matrices[0].layer
             row["kept"], row["ratio"] = layer.kept, layer.ratio
-            row["block_sizes"] = _histogram(layer.block_sizes)
+            bs = layer.block_sizes            # rows per block size
+            row["block_sizes"] = {} if bs is None else {int(b): int(c) for b, c in zip(*np.unique(bs, return_counts=True))}
         if count is not None and c is not None:
             row["instructions"] = count.instructions.get(node.name, 0)
             row["stack_bytes"] = count.stack.get(node.name, 0)
