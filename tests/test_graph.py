@@ -305,3 +305,33 @@ def test_prune_and_generate_point_model_files_to_build(tmp_path, capsys):
                  ["generate", str(path), "--out", str(tmp_path / "c")]):
         assert main(argv) == 2
         assert "darbgen build model.tflite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["kws_ref_model_float32.tflite", "ad01.h5", "pretrainedResnet.h5"])
+def test_float_models_match_litert(name, rng):
+    """The float graph darbgen imported (int8-stored weights dequantized; Keras layers folded and fused),
+    written back as a float .tflite and run by LiteRT: darbgen's float64 and float32 references within 1e-4."""
+    need_mlperf()
+    pytest.importorskip("tflite" if name.endswith(".tflite") else "h5py")
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT is the float oracle")
+    from darbgen.build import load
+    from darbgen.graph_run import infer_shapes
+    from graph_to_tflite import graph_to_tflite
+
+    g = load(str(MLPERF / name)).model
+    buf = graph_to_tflite(g, infer_shapes(g))
+    interp = litert.Interpreter(model_content=bytes(buf))
+    interp.allocate_tensors()
+    i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    x = _calib(name, rng)[:6].astype(np.float32).reshape((-1,) + tuple(g.input_shape))
+    want = []
+    for v in x:
+        interp.set_tensor(i, v[None])
+        interp.invoke()
+        want.append(interp.get_tensor(o).reshape(-1))
+    want = np.asarray(want, np.float64)
+    scale = np.maximum(np.abs(want).max(axis=1, keepdims=True), 1e-6)
+    f64 = run_f64(g, x).reshape(len(x), -1)
+    f32 = quantize_graph(g, "float32").run(x).reshape(len(x), -1)
+    assert np.max(np.abs(f64 - want) / scale) < 1e-4
+    assert np.max(np.abs(f32 - want) / scale) < 1e-4
