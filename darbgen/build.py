@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DarbgenError
+from .layers import kind_of
 from .toolchain.cortex_m import TARGETS
 
 
@@ -359,35 +360,15 @@ class BuildResult:
         return self.verification.ok and (self.host_verification is None or self.host_verification.ok)
 
 
-def _histogram(block_sizes):
-    if block_sizes is None:
-        return {}
-    sizes, counts = np.unique(block_sizes, return_counts=True)
-    return {int(b): int(c) for b, c in zip(sizes, counts)}
-
-
 def _kind(g):
-    from .graph import ConvOp, PoolOp
-
-    if g.kernel == "softmax":
-        return "softmax"
-    if g.kernel == "recurrent":
-        return g.layer.layer.kind
-    if isinstance(g.layer, PoolOp):
-        return f"{g.layer.kind}pool"
-    return "conv" if isinstance(g.layer, ConvOp) else "dense"
+    """A generated layer's kind in the report (dense, conv, maxpool, avgpool, softmax, lstm, gru), from its op kind."""
+    return kind_of(g.quantized).report_kind(g)
 
 
 def _shape(g):
-    """Weight matrix shape (out, in) of dense layers; output shape otherwise."""
-    layer = g.layer
-    if g.kernel == "recurrent":
-        return [layer.steps, layer.layer.w_ih.shape[1], layer.layer.hidden]
-    if hasattr(layer, "out_shape"):
-        return list(layer.out_shape)
-    if g.kernel == "softmax":
-        return [layer.size]
-    return [layer.rows, layer.cols]
+    """Weight matrix shape (out, in) of dense layers; (steps, inputs, hidden) of
+    recurrent ones; output shape otherwise."""
+    return kind_of(g.quantized).report_shape(g)
 
 
 def build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out, seconds, method,
@@ -401,25 +382,13 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
     for g in module.layers:
         obj = sizes["layers"][g.symbol]
         c = checks[g.symbol]
-        kind = _kind(g)
-        row = {"name": g.name, "symbol": g.symbol, "kind": kind, "kernel": g.kernel, "shape": _shape(g),
+        row = {"name": g.name, "symbol": g.symbol, "kind": _kind(g), "kernel": g.kernel, "shape": _shape(g),
                "bytes": g.data_bytes(),
                "code_bytes": obj["code"], "description": g.description,
                "flash_bytes": obj["code"] + obj["rodata"] + obj["data"],
                "verify": {"ok": c.ok, "vectors": c.vectors, "mismatches": c.mismatches,
                           "max_abs_diff": c.max_abs_diff, "max_rel_f64": c.max_rel_f64}}
-        if kind in ("dense", "conv"):
-            row["activation"] = g.layer.activation
-            row["kept"] = g.layer.kept
-            row["ratio"] = g.layer.ratio
-            row["block_sizes"] = _histogram(g.layer.block_sizes)
-        elif g.parts:
-            mats = [p.layer for p in g.parts]
-            row["kept"] = sum(m.kept for m in mats)
-            row["ratio"] = sum(m.mask.size for m in mats) / max(row["kept"], 1)
-            row["block_sizes"] = _histogram(np.concatenate([m.block_sizes for m in mats])
-                                            if all(m.block_sizes is not None for m in mats) else None)
-            row["state_bytes"] = g.state_bytes
+        row.update(kind_of(g.quantized).report_fields(g))      # kept weights, block sizes, state...
         if count is not None:
             row["instructions"] = count.instructions[g.name]
             row["stack_bytes"] = count.stack[g.name]

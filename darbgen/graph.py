@@ -1,20 +1,67 @@
-"""The layer graph: small dataclasses describing what darbgen turns into C.
+"""The layer graph of the chain pipeline: small dataclasses describing what darbgen turns into C.
 
-For now one layer kind, :class:`Dense` (a fully connected layer, possibly
-pruned). Whole networks (convolutions, recurrent layers, pooling) join this
-module as the code generator learns them.
+A :class:`Model` is a sequence of layers (:class:`Dense`, :class:`Conv2D`,
+:class:`Conv1D`, :class:`DepthwiseConv2D`, :class:`Pool2D`, :class:`Pool1D`,
+:class:`GlobalAveragePool`, :class:`LSTM`, :class:`GRU`, :class:`Activation`,
+:class:`Flatten`), each a :class:`Layer` answering for its own shape, lowering,
+float64 forward pass and pruning, so the Model never asks a layer's class.
+:meth:`Model.ops` lowers it to the ops the C runs: :class:`Dense`,
+:class:`ConvOp`, :class:`PoolOp`, :class:`Softmax` and :class:`RecurrentOp`,
+whose ``op_kind`` names their entry in :data:`darbgen.layers.KINDS`, where
+their quantization, reference and C live.
+
+Only NumPy and the float64 activations (:mod:`darbgen.activations`) are
+needed here.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import activate_f64, softmax_f64
 from .errors import DarbgenError
 
 ACTIVATIONS = ("none", "relu", "relu6", "sigmoid", "tanh")
 
 
+class Layer:
+    """What every layer of a :class:`Model` answers. Subclasses (dataclasses)
+    override what applies; the defaults fit a layer that lowers to one op."""
+
+    #: has a weight matrix darbgen prunes (``pruning_matrix``, ``with_mask``)
+    prunable = False
+
+    def check_previous(self, previous):
+        """Refuse the layer before this one when this one cannot follow it."""
+
+    def output_shape(self, in_shape):
+        """The output shape (without batch) for ``in_shape``; raises DarbgenError when the input does not fit."""
+        raise NotImplementedError
+
+    def op(self, in_shape):
+        """The op the C runs for this layer at ``in_shape``."""
+        raise NotImplementedError
+
+    def lower(self, ops, in_shape, out_shape):
+        """Add this layer to the op list ``ops`` (see :meth:`Model.ops`)."""
+        ops.append(self.op(in_shape))
+
+    def apply_f64(self, x, in_shape):
+        """The layer's float64 output for the (n, inputs) array ``x`` of shape ``in_shape``."""
+        return self.op(in_shape).forward_f64(x)[1]
+
+    def pruning_matrices(self):
+        """{name: matrix} of what is pruned (none unless ``prunable``)."""
+        return {self.name: self.pruning_matrix} if self.prunable else {}
+
+    def with_pruning(self, results):
+        """A copy pruned by ``results`` ({matrix name: PruneResult}), or the layer itself when nothing applies."""
+        if self.prunable and self.name in results:
+            return self.with_mask(results[self.name])
+        return self
+
+
 @dataclass
-class Dense:
+class Dense(Layer):
     """A fully connected layer ``out = activation(weight @ in + bias)``.
 
     Attributes:
@@ -77,10 +124,33 @@ class Dense:
             raise DarbgenError(f"{self.name}: activation {self.activation!r} is not supported by the dense kernels; "
                                f"choose one of {', '.join(ACTIVATIONS)}")
 
+    op_kind = "dense"
+    prunable = True
+    #: a following Activation fuses into it (:meth:`with_activation`)
+    fuses_activation = True
+
     rows = property(lambda self: self.weight.shape[0], doc="outputs (matrix rows)")
     cols = property(lambda self: self.weight.shape[1], doc="inputs (matrix columns)")
     #: values in one output / input tensor (what chains ops together)
     out_size, in_size = rows, cols
+
+    def output_shape(self, in_shape):
+        size = int(np.prod(in_shape))
+        if len(in_shape) != 1 or size != self.cols:
+            raise DarbgenError(f"{self.name}: a dense layer with {self.cols} inputs cannot take a tensor "
+                               f"of shape {in_shape}" + (" (add a flatten layer before it)"
+                                                         if size == self.cols else ""))
+        return (self.rows,)
+
+    def op(self, in_shape):
+        return self
+
+    def with_activation(self, activation):
+        return Dense(self.name, self.weight, self.bias, self.mask, self.block_sizes, activation)
+
+    def with_parameters(self, weight, bias):
+        """The same layer with other weights and bias (and no activation; see :func:`fold_batchnorm`)."""
+        return Dense(self.name, weight, bias, self.mask, self.block_sizes, "none")
 
     @property
     def kept(self):
@@ -99,15 +169,17 @@ class Dense:
         return Dense(self.name, result.apply(self.weight), self.bias, result.mask, result.block_sizes,
                      self.activation)
 
-    def forward_f64(self, x):
-        from .quantize import activate_f64
+    def patches(self, x, pad_value):
+        """(n, 1, cols): what the matrix multiplies, one "pixel" per input (as :meth:`ConvOp.patches`)."""
+        return x[:, None, :]
 
+    def forward_f64(self, x):
         pre = np.asarray(x, np.float64) @ self.weight.astype(np.float64).T + self.bias.astype(np.float64)
         return pre, activate_f64(self.activation, pre)
 
 
 @dataclass
-class Activation:
+class Activation(Layer):
     """An activation on its own: relu, relu6, sigmoid, tanh or softmax (over the
     last axis). Element-wise ones are fused into the layer before them."""
 
@@ -119,12 +191,40 @@ class Activation:
             raise DarbgenError(f"{self.name}: activation {self.kind!r} is not supported; choose one of "
                                f"{', '.join(ACTIVATIONS + ('softmax',))}")
 
+    def output_shape(self, in_shape):
+        if self.kind == "softmax" and len(in_shape) != 1:
+            raise DarbgenError(f"{self.name}: softmax needs a vector, got shape {in_shape}")
+        return in_shape
+
+    def lower(self, ops, in_shape, out_shape):
+        """softmax becomes a :class:`Softmax` op; the others fuse into the dense or
+        convolution op before them (when it has no activation yet)."""
+        if self.kind == "softmax":
+            ops.append(Softmax(self.name, int(np.prod(out_shape))))
+        elif ops and ops[-1].fuses_activation and ops[-1].activation == "none":
+            ops[-1] = ops[-1].with_activation(self.kind)
+        elif self.kind != "none":
+            raise DarbgenError(f"{self.name}: a {self.kind} that does not follow a dense layer without "
+                               f"activation is not supported yet")
+
+    def apply_f64(self, x, in_shape):
+        return softmax_f64(x) if self.kind == "softmax" else activate_f64(self.kind, x)
+
 
 @dataclass
-class Flatten:
+class Flatten(Layer):
     """Reshape to one dimension (a no-op on the contiguous buffer)."""
 
     name: str
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def lower(self, ops, in_shape, out_shape):
+        pass
+
+    def apply_f64(self, x, in_shape):
+        return x
 
 
 @dataclass
@@ -133,6 +233,9 @@ class Softmax:
 
     name: str
     size: int
+
+    op_kind = "softmax"
+    fuses_activation = False
 
     @property
     def rows(self):
@@ -174,30 +277,12 @@ class Model:
         shape = self.input_shape
         out = []
         for k, layer in enumerate(self.layers):
-            if isinstance(layer, LSTM) and k and not isinstance(self.layers[k - 1], LSTM):
-                raise DarbgenError(f"{layer.name}: a recurrent layer takes the model's (steps, features) input or "
-                                   f"the sequence of the recurrent layer before it (return_sequences), not the "
-                                   f"output of {type(self.layers[k - 1]).__name__} {self.layers[k - 1].name!r}")
-            if isinstance(layer, LSTM) and k and not self.layers[k - 1].return_sequences:
-                raise DarbgenError(f"{layer.name}: the recurrent layer before it, {self.layers[k - 1].name!r}, "
-                                   f"returns only its last state; set return_sequences on it to stack them")
-            if isinstance(layer, Dense):
-                size = int(np.prod(shape))
-                if len(shape) != 1 or size != layer.cols:
-                    raise DarbgenError(f"{layer.name}: a dense layer with {layer.cols} inputs cannot take a tensor "
-                                       f"of shape {shape}" + (" (add a flatten layer before it)"
-                                                              if size == layer.cols else ""))
-                shape = (layer.rows,)
-            elif isinstance(layer, Flatten):
-                shape = (int(np.prod(shape)),)
-            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool, LSTM)):
-                shape = layer.output_shape(shape)
-            elif isinstance(layer, Activation):
-                if layer.kind == "softmax" and len(shape) != 1:
-                    raise DarbgenError(f"{layer.name}: softmax needs a vector, got shape {shape}")
-            else:
+            if not isinstance(layer, Layer):
                 raise DarbgenError(f"{getattr(layer, 'name', layer)}: layer kind {type(layer).__name__} is not "
                                    f"supported")
+            if k:
+                layer.check_previous(self.layers[k - 1])
+            shape = layer.output_shape(shape)
             out.append(shape)
         return out
 
@@ -207,38 +292,21 @@ class Model:
 
     def weight_layers(self):
         """The layers whose weights are pruned, in order."""
-        return [layer for layer in self.layers if isinstance(layer, (Dense, Conv2D, Conv1D, LSTM))]
+        return [layer for layer in self.layers if layer.prunable]
 
     def pruning_matrices(self):
         """{name: matrix} of everything pruned (an LSTM / GRU gives two: name.w_ih, name.w_hh)."""
         out = {}
         for layer in self.weight_layers():
-            if isinstance(layer, LSTM):
-                out.update(layer.pruning_matrices())
-            else:
-                out[layer.name] = layer.pruning_matrix
+            out.update(layer.pruning_matrices())
         return out
 
     def ops(self):
-        """The lowered op list: Dense (activation fused) and Softmax."""
+        """The lowered op list: Dense, ConvOp (activations fused), PoolOp, Softmax, RecurrentOp."""
         ops = []
         shape = self.input_shape
         for layer, out_shape in zip(self.layers, self.shapes()):
-            if isinstance(layer, Dense):
-                ops.append(layer)
-            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool, LSTM)):
-                ops.append(layer.op(shape))
-            elif isinstance(layer, Activation):
-                if layer.kind == "softmax":
-                    ops.append(Softmax(layer.name, int(np.prod(out_shape))))
-                elif ops and isinstance(ops[-1], Dense) and ops[-1].activation == "none":
-                    prev = ops[-1]
-                    ops[-1] = Dense(prev.name, prev.weight, prev.bias, prev.mask, prev.block_sizes, layer.kind)
-                elif ops and isinstance(ops[-1], ConvOp) and ops[-1].activation == "none":
-                    ops[-1] = ops[-1].with_activation(layer.kind)
-                elif layer.kind != "none":
-                    raise DarbgenError(f"{layer.name}: a {layer.kind} that does not follow a dense layer without "
-                                       f"activation is not supported yet")
+            layer.lower(ops, shape, out_shape)
             shape = out_shape
         if not ops:
             raise DarbgenError(f"{self.name}: nothing to compute (no dense layer or softmax)")
@@ -247,13 +315,7 @@ class Model:
     def with_pruning(self, results):
         """A copy whose dense layers carry the masks (and block sizes) of
         ``results`` ({layer name: PruneResult}), pruned weights set to zero."""
-        layers = []
-        for layer in self.layers:
-            if isinstance(layer, LSTM):
-                layer = layer.with_masks(results)
-            elif layer in self.weight_layers() and layer.name in results:
-                layer = layer.with_mask(results[layer.name])
-            layers.append(layer)
+        layers = [layer.with_pruning(results) for layer in self.layers]
         return Model(self.name, self.input_shape, layers, self.classes)
 
     @np.errstate(under="ignore")
@@ -267,19 +329,11 @@ class Model:
         """The float64 forward pass layer by layer: yields (layer, input
         shape, input) for every layer, then (None, output shape, output).
         (A generator: callers set ``np.errstate`` around the loop.)"""
-        from .quantize import activate_f64, softmax_f64
-
         y = np.asarray(x, np.float64).reshape(len(x), -1)
         shape = self.input_shape
         for layer, out_shape in zip(self.layers, self.shapes()):
             yield layer, shape, y
-            if isinstance(layer, Dense):
-                y = y @ layer.weight.astype(np.float64).T + layer.bias.astype(np.float64)
-                y = activate_f64(layer.activation, y)
-            elif isinstance(layer, (Conv2D, Conv1D, DepthwiseConv2D, Pool2D, Pool1D, GlobalAveragePool, LSTM)):
-                y = layer.op(shape).forward_f64(y)[1]
-            elif isinstance(layer, Activation):
-                y = softmax_f64(y) if layer.kind == "softmax" else activate_f64(layer.kind, y)
+            y = layer.apply_f64(y, shape)
             shape = out_shape
         yield None, shape, y
 
@@ -321,7 +375,7 @@ def _same_padding(size, k, stride, dilation):
 
 
 @dataclass
-class Conv2D:
+class Conv2D(Layer):
     """A 2-D convolution over channel-first tensors (C, H, W).
 
     ``weight`` is (out, in, kh, kw) (PyTorch's layout); it is pruned as the
@@ -340,6 +394,8 @@ class Conv2D:
     mask: np.ndarray = None
     block_sizes: np.ndarray = None
     activation: str = "none"
+
+    prunable = True
 
     def __post_init__(self):
         w = np.asarray(self.weight)
@@ -412,9 +468,14 @@ class Conv2D:
         return Conv2D(self.name, result.apply(self.matrix.weight).reshape(self.weight.shape), self.bias,
                       self.stride, self.padding, self.dilation, result.mask, result.block_sizes, self.activation)
 
+    def with_parameters(self, weight, bias):
+        """The same layer with other weights and bias (and no activation; see :func:`fold_batchnorm`)."""
+        return type(self)(self.name, weight, bias, self.stride, self.padding, self.dilation, self.mask,
+                          self.block_sizes, "none")
+
 
 @dataclass
-class Conv1D:
+class Conv1D(Layer):
     """A 1-D convolution over (C, L) tensors; ``weight`` (out, in, k). Runs as a
     Conv2D with height 1."""
 
@@ -427,6 +488,8 @@ class Conv1D:
     mask: np.ndarray = None
     block_sizes: np.ndarray = None
     activation: str = "none"
+
+    prunable = True
 
     def __post_init__(self):
         w = np.asarray(self.weight)
@@ -455,6 +518,11 @@ class Conv1D:
     def with_mask(self, result):
         return Conv1D(self.name, result.apply(self.pruning_matrix).reshape(self.weight.shape), self.bias,
                       self.stride, self.padding, self.dilation, result.mask, result.block_sizes, self.activation)
+
+    def with_parameters(self, weight, bias):
+        """The same layer with other weights and bias (and no activation; see :func:`fold_batchnorm`)."""
+        return type(self)(self.name, weight, bias, self.stride, self.padding, self.dilation, self.mask,
+                          self.block_sizes, "none")
 
 
 def gather_windows(op, x, fill):
@@ -485,6 +553,9 @@ class ConvOp:
     """A convolution at a known input shape, as the C runs it: the pruned
     (out, in * kh * kw) matrix (``weight``, ``mask``, ``block_sizes``, like a
     Dense) plus the geometry."""
+
+    op_kind = "conv"
+    fuses_activation = True
 
     def __init__(self, conv, in_shape, activation=None):
         self.conv = conv
@@ -519,14 +590,13 @@ class ConvOp:
         p = self.patches(np.asarray(x, np.float64), 0.0)
         pre = (p @ self.weight.astype(np.float64).T + self.bias.astype(np.float64)).transpose(0, 2, 1)
         pre = pre.reshape(len(x), -1)
-        from .quantize import activate_f64
         return pre, activate_f64(self.activation, pre)
 
 
 # ----------------------------------------------------------------------------- pooling
 
 @dataclass
-class Pool2D:
+class Pool2D(Layer):
     """Max or average pooling over (C, H, W). Padded positions are ignored
     (an average divides by the number of real inputs in the window, as TFLite).
     ``stride`` defaults to the window size."""
@@ -562,7 +632,7 @@ class Pool2D:
 
 
 @dataclass
-class Pool1D:
+class Pool1D(Layer):
     """Max or average pooling over (C, L); runs as a Pool2D of height 1."""
 
     name: str
@@ -587,7 +657,7 @@ class Pool1D:
 
 
 @dataclass
-class GlobalAveragePool:
+class GlobalAveragePool(Layer):
     """The average of each channel: (C, H, W) or (C, L) to (C,)."""
 
     name: str
@@ -604,6 +674,9 @@ class GlobalAveragePool:
 
 class PoolOp:
     """A pooling at a known input shape, as the C runs it."""
+
+    op_kind = "pool"
+    fuses_activation = False
 
     def __init__(self, name, kind, in_shape, size, stride, padding, out_shape):
         self.name, self.kind = name, kind
@@ -656,17 +729,11 @@ def fold_batchnorm(layer, gamma, beta, mean, var, eps=1e-5, name="batchnorm"):
     scale = gamma / np.sqrt(var + eps)
     w = layer.weight.astype(np.float64) * scale.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
     b = (layer.bias.astype(np.float64) - mean) * scale + beta
-    if isinstance(layer, DepthwiseConv2D):
-        return DepthwiseConv2D(layer.name, w, b, layer.stride, layer.padding, layer.dilation, "none")
-    mask = None if layer.mask is None else layer.mask
-    if isinstance(layer, Dense):
-        return Dense(layer.name, w, b, mask, layer.block_sizes, "none")
-    cls = type(layer)
-    return cls(layer.name, w, b, layer.stride, layer.padding, layer.dilation, mask, layer.block_sizes, "none")
+    return layer.with_parameters(w, b)
 
 
 @dataclass
-class DepthwiseConv2D:
+class DepthwiseConv2D(Layer):
     """A depthwise 2-D convolution: output channel o filters input channel
     ``o // multiplier`` only. ``weight`` is (channels * multiplier, 1, kh, kw)
     (PyTorch's layout for groups = channels). It is kept dense (not pruned)
@@ -710,11 +777,15 @@ class DepthwiseConv2D:
     def op(self, in_shape):
         return ConvOp(self._full(in_shape[0]), tuple(in_shape))
 
+    def with_parameters(self, weight, bias):
+        """The same layer with other weights and bias (and no activation; see :func:`fold_batchnorm`)."""
+        return DepthwiseConv2D(self.name, weight, bias, self.stride, self.padding, self.dilation, "none")
+
 
 # ----------------------------------------------------------------------------- recurrent layers
 
 @dataclass
-class LSTM:
+class LSTM(Layer):
     """An LSTM over a (T, inputs) sequence, PyTorch's layout: ``w_ih`` (4H,
     inputs) and ``w_hh`` (4H, H) with the gates in the order i, f, g, o;
     ``b_ih``, ``b_hh`` (4H,). Its output is the last hidden state (H,); the
@@ -736,6 +807,7 @@ class LSTM:
 
     gates = 4
     kind = "lstm"
+    prunable = True
 
     def __post_init__(self):
         w_ih, w_hh = np.asarray(self.w_ih), np.asarray(self.w_hh)
@@ -753,6 +825,15 @@ class LSTM:
     def hidden(self):
         return self.w_hh.shape[1]
 
+    def check_previous(self, previous):
+        if not isinstance(previous, LSTM):
+            raise DarbgenError(f"{self.name}: a recurrent layer takes the model's (steps, features) input or "
+                               f"the sequence of the recurrent layer before it (return_sequences), not the "
+                               f"output of {type(previous).__name__} {previous.name!r}")
+        if not previous.return_sequences:
+            raise DarbgenError(f"{self.name}: the recurrent layer before it, {previous.name!r}, "
+                               f"returns only its last state; set return_sequences on it to stack them")
+
     def output_shape(self, in_shape):
         if len(in_shape) != 2 or in_shape[1] != self.w_ih.shape[1]:
             raise DarbgenError(f"{self.name}: needs a (steps, {self.w_ih.shape[1]}) sequence, got shape "
@@ -761,6 +842,9 @@ class LSTM:
 
     def pruning_matrices(self):
         return {self.ih.name: self.ih.weight, self.hh.name: self.hh.weight}
+
+    def with_pruning(self, results):
+        return self.with_masks(results)
 
     def with_masks(self, results):
         def pick(part, dense):
@@ -777,8 +861,6 @@ class LSTM:
 
     def cell_f64(self, gx, gh, h, c):
         """One step in float64 (PyTorch's equations)."""
-        from .quantize import activate_f64
-
         H = self.hidden
         g = gx + gh
         i, f = activate_f64("sigmoid", g[:, :H]), activate_f64("sigmoid", g[:, H:2 * H])
@@ -796,8 +878,6 @@ class GRU(LSTM):
     kind = "gru"
 
     def cell_f64(self, gx, gh, h, c):
-        from .quantize import activate_f64
-
         H = self.hidden
         r = activate_f64("sigmoid", gx[:, :H] + gh[:, :H])
         z = activate_f64("sigmoid", gx[:, H:2 * H] + gh[:, H:2 * H])
@@ -813,6 +893,9 @@ class RecurrentOp:
     def __init__(self, layer, steps):
         self.layer, self.name, self.steps = layer, layer.name, steps
         self.activation = "none"
+
+    op_kind = "recurrent"
+    fuses_activation = False
 
     in_size = property(lambda self: self.steps * self.layer.w_ih.shape[1])
     out_size = property(lambda self: self.layer.hidden * (self.steps if self.sequences else 1))

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import reference
-from .codegen.emit import harness_table
+from .codegen.harness import harness_table
 from .errors import DarbgenError
+from .layers import kind_of
 from .resources import runtime_c_dir
 from .toolchain import cortex_m, host
 
@@ -99,39 +99,12 @@ class VerificationError(DarbgenError):
 
 # ----------------------------------------------------------------------------- inputs
 
-def _sign_patterns(w, lo, hi, rows):
-    """Inputs that drive chosen rows to their extreme accumulators (saturation)."""
-    out = []
-    for r in rows:
-        out.append(np.where(w[r] > 0, hi, lo))
-        out.append(np.where(w[r] > 0, lo, hi))
-    return out
-
-
 def make_inputs(q, n_random=32, seed=0):
     """Inputs for one layer in its C input type: random, then edge cases
     (type minimum, maximum, zero, zero point, and sign patterns that push rows
-    to their largest and smallest accumulators)."""
-    rng = np.random.default_rng(seed)
-    cols = q.layer.in_size
-    w = getattr(q.layer, "weight", None)
-    if w is None or w.shape[1] != cols:          # softmax, pooling, convolutions: no sign patterns
-        w = np.ones((1, cols))
-    rows = sorted({0, w.shape[0] - 1, int(rng.integers(w.shape[0]))})
-    if q.dtype == "float32":
-        vecs = [rng.standard_normal(cols) for _ in range(n_random // 2)]
-        vecs += [rng.uniform(-1, 1, cols) for _ in range(n_random - n_random // 2)]
-        vecs += [np.zeros(cols), np.ones(cols), -np.ones(cols), np.full(cols, 100.0), np.full(cols, -100.0)]
-        vecs += _sign_patterns(w, -3.0, 3.0, rows) + _sign_patterns(w, -100.0, 100.0, rows[:1])
-        return np.asarray(vecs, np.float32)
-    lo, hi = q.input.qmin, q.input.qmax
-    zp = q.input.zero_point
-    vecs = [rng.integers(lo, hi + 1, cols) for _ in range(n_random // 2)]
-    spread = max(1, (hi - lo) // 16)
-    vecs += [np.clip(zp + rng.integers(-spread, spread + 1, cols), lo, hi) for _ in range(n_random - n_random // 2)]
-    vecs += [np.full(cols, lo), np.full(cols, hi), np.zeros(cols), np.full(cols, zp)]
-    vecs += _sign_patterns(w, lo, hi, rows)
-    return np.asarray(vecs).astype(_NP[q.dtype])
+    to their largest and smallest accumulators). Each kind says which matrix
+    gives the sign patterns (:meth:`darbgen.layers.base.LayerKind.make_inputs`)."""
+    return kind_of(q).make_inputs(q, n_random, seed)
 
 
 # ----------------------------------------------------------------------------- build and run
