@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DarbgenError
+from .evaluation import BuildResult, check, is_classification, predict, score, size_target  # noqa: F401 (re-exported)
+from .evaluation import accuracy as score_accuracy
 from .layers import kind_of
 from .toolchain.cortex_m import TARGETS
 
@@ -142,20 +144,6 @@ def _advance(bar, label):
         bar.update(1)
 
 
-def predict(outputs, classes=None):
-    """Class labels from model outputs: argmax, or > 0.5 for one sigmoid output."""
-    outputs = np.asarray(outputs, np.float64)
-    index = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
-    return index if classes is None else np.asarray(classes)[index]
-
-
-def _score(outputs, y, classes):
-    y = np.asarray(y)
-    if _is_classification(y, classes):
-        return float(np.mean(predict(outputs, classes) == y.reshape(-1)))
-    return float(np.mean((np.asarray(outputs, np.float64).reshape(y.shape) - y) ** 2))
-
-
 def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
           percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None, allow_pickle=False,
           prune_options=None, progress=False, command=None, layers=None, from_zeros=False, saliency="magnitude",
@@ -190,7 +178,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     """
     from .codegen import generate
     from .pruning import prune_model
-    from .verify import count_instructions, measure, verify
+    from .verify import measure
 
     if isinstance(calib, dict):
         raise DarbgenError("build calibrates the whole network from inputs of its first layer: give --calib an "
@@ -283,32 +271,14 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
                       percentile=percentile, command=command)
     notes += module.extra.get("notes", [])
     _advance(bar, "generated")
-    import shutil
-
-    size_target = target if on_core else ("cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host")
-    sizes = measure(module, size_target)
+    sizes = measure(module, size_target(target))
     _advance(bar, "measured")
     extra = None
     if eval_data is not None:
         ex = np.asarray(eval_data[0], np.float64).reshape(len(eval_data[0]), -1)
         first = module.layers[0].quantized
         extra = {"(model)": ex.astype(np.float32) if dtype == "float32" else first.input.quantize(ex)}
-    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
-    _advance(bar, "verified on the host")
-    host_check, count, image = None, None, None
-    if on_core:
-        import tempfile
-
-        from .toolchain import cortex_m
-
-        host_check = checked
-        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
-        _advance(bar, f"verified on {target}")
-        if checked.ok:                 # a mismatch is reported as such, not counted
-            with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
-                count = count_instructions(module, target, keep_dir=tmp)
-                image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
-        _advance(bar, "instructions counted")
+    checked, host_check, count, image = check(module, target, extra, _advance, bar)
     accuracy = None
     c_real = None
     if eval_data is not None:
@@ -316,15 +286,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         c_out = checked.outputs["(model)"][-len(ey):]
         last = module.layers[-1].quantized
         c_real = c_out.astype(np.float64) if dtype == "float32" else last.output.dequantize(c_out)
-        classify = _is_classification(ey, model.classes)
-        pruned_out = pruned.forward(ex)
-        accuracy = {"metric": "accuracy" if classify else "mse", "vectors": int(len(ey)),
-                    "original": _score(model.forward(ex), ey, model.classes),
-                    "pruned": _score(pruned_out, ey, model.classes),
-                    "c": _score(c_real, ey, model.classes)}
-        if classify:
-            # how often the C picks the class the pruned float model picks
-            accuracy["c_agrees_with_pruned"] = float(np.mean(predict(c_real) == predict(pruned_out)))
+        accuracy = score_accuracy(model.forward(ex), pruned.forward(ex), c_real, ey, model.classes)
     if out is not None:
         module.write(out, force=force)
     _advance(bar, "written" if out else "done")
@@ -333,31 +295,6 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     report = build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out,
                           time.perf_counter() - start, method if results else None, count, host_check, image)
     return BuildResult(model, pruned, module, checked, report, c_real, host_check)
-
-
-def _is_classification(y, classes):
-    y = np.asarray(y)
-    return np.issubdtype(y.dtype, np.integer) or y.dtype.kind in "OUSb" or classes is not None
-
-
-@dataclass
-class BuildResult:
-    """What :func:`build` made: the models, the generated module, the
-    verification and the report (plain data, see docs/build.md)."""
-
-    model: object
-    pruned: object
-    module: object
-    verification: object
-    report: dict
-    #: the generated C's outputs on the evaluation inputs, as real numbers
-    eval_outputs: np.ndarray = None
-    #: with a Cortex-M target: the host check (``verification`` is the target's)
-    host_verification: object = None
-
-    @property
-    def ok(self):
-        return self.verification.ok and (self.host_verification is None or self.host_verification.ok)
 
 
 def _kind(g):

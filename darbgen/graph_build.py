@@ -49,16 +49,15 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
                 percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None,
                 prune_options=None, bar=None, advance=None, command=None, layers=None, start=None):
     """Build verified C from a loaded graph (``src``: a :class:`darbgen.build.Source`); returns a BuildResult."""
-    from .build import BuildResult, _is_classification, _score, predict
     from .codegen.graph_emit import generate_graph
+    from .evaluation import BuildResult, accuracy as score_accuracy, check, size_target
     from .graph_run import quantize_graph, run_f64
-    from .verify import count_instructions, measure, verify
+    from .verify import measure
 
     start = time.perf_counter() if start is None else start
     advance = advance or (lambda bar, label: None)
     graph = src.model
     notes = list(src.notes) + list(graph.notes)
-    on_core = target != "host"
     if graph.quantized and dtype != "int8":
         raise DarbgenError(f"{graph.name}: the model is quantized (int8 weights and activations); it builds as int8 "
                            f"with its own quantization: drop --dtype {dtype}")
@@ -84,10 +83,7 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
     qg = quantize_graph(pruned, dtype, calib=None if graph.quantized else calib, percentile=percentile)
     module = generate_graph(qg, kernel=kernel, prefix=prefix or graph.name, command=command)
     advance(bar, "generated")
-    import shutil
-
-    size_target = target if on_core else ("cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host")
-    sizes = measure(module, size_target)
+    sizes = measure(module, size_target(target))
     advance(bar, "measured")
     extra, ex = None, None
     if eval_data is not None:
@@ -98,22 +94,7 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
                                f"got {ex.shape}")
         ex = ex.reshape((-1,) + tuple(graph.input_shape))
         extra = {"(model)": qg.quantize_input(ex).reshape(len(ex), -1)}
-    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
-    advance(bar, "verified on the host")
-    host_check, count, image = None, None, None
-    if on_core:
-        import tempfile
-
-        from .toolchain import cortex_m
-
-        host_check = checked
-        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
-        advance(bar, f"verified on {target}")
-        if checked.ok:
-            with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
-                count = count_instructions(module, target, keep_dir=tmp)
-                image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
-        advance(bar, "instructions counted")
+    checked, host_check, count, image = check(module, target, extra, advance, bar)
     accuracy, c_real = None, None
     if eval_data is not None:
         ey = np.asarray(eval_data[1])
@@ -126,13 +107,7 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
         else:
             original = run_f64(graph, ex).reshape(len(ex), -1)
             pruned_out = run_f64(pruned, ex).reshape(len(ex), -1)
-        classify = _is_classification(ey, graph.classes)
-        accuracy = {"metric": "accuracy" if classify else "mse", "vectors": int(len(ey)),
-                    "original": _score(original, ey, graph.classes),
-                    "pruned": _score(pruned_out, ey, graph.classes),
-                    "c": _score(c_real, ey, graph.classes)}
-        if classify:
-            accuracy["c_agrees_with_pruned"] = float(np.mean(predict(c_real) == predict(pruned_out)))
+        accuracy = score_accuracy(original, pruned_out, c_real, ey, graph.classes)
     if out is not None:
         module.write(out, force=force)
     advance(bar, "written" if out else "done")

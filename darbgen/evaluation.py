@@ -1,0 +1,98 @@
+"""What both build pipelines share after code generation: measuring, verifying on the host and on a
+core, counting instructions, scoring against test data, and the result they return.
+
+:func:`darbgen.build.build` (chain models) and :func:`darbgen.graph_build.build_graph` (op graphs)
+call these; neither imports the other for them.
+"""
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def predict(outputs, classes=None):
+    """Class labels from model outputs: argmax, or > 0.5 for one sigmoid output."""
+    outputs = np.asarray(outputs, np.float64)
+    index = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
+    return index if classes is None else np.asarray(classes)[index]
+
+
+def is_classification(y, classes):
+    """True when labels ``y`` name classes (integers, strings, booleans, or a model with class labels)."""
+    y = np.asarray(y)
+    return np.issubdtype(y.dtype, np.integer) or y.dtype.kind in "OUSb" or classes is not None
+
+
+def score(outputs, y, classes):
+    """Accuracy for class labels, mean squared error otherwise."""
+    y = np.asarray(y)
+    if is_classification(y, classes):
+        return float(np.mean(predict(outputs, classes) == y.reshape(-1)))
+    return float(np.mean((np.asarray(outputs, np.float64).reshape(y.shape) - y) ** 2))
+
+
+def accuracy(original, pruned, c, y, classes):
+    """The report's accuracy block: the original model's, the pruned model's and the C's score on
+    (``y``), and for classifiers how often the C picks the pruned model's class."""
+    classify = is_classification(y, classes)
+    out = {"metric": "accuracy" if classify else "mse", "vectors": int(len(y)),
+           "original": score(original, y, classes), "pruned": score(pruned, y, classes), "c": score(c, y, classes)}
+    if classify:
+        out["c_agrees_with_pruned"] = float(np.mean(predict(c) == predict(pruned)))
+    return out
+
+
+def size_target(target):
+    """Where flash is measured: the target core, else Cortex-M4 when its compiler is there, else the host."""
+    if target != "host":
+        return target
+    return "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"
+
+
+def check(module, target, extra, advance=None, bar=None):
+    """Verify ``module`` on the host and, for a Cortex-M ``target``, on the core in QEMU, where the
+    instructions are counted and the image measured (only when it matches: a mismatch is reported as
+    such, not counted).
+
+    Returns (checked, host_check, count, image): ``checked`` is the target's VerifyResult (the host's
+    for "host"), ``host_check`` the host's when a core was checked too."""
+    from .verify import count_instructions, verify
+
+    advance = advance or (lambda bar, label: None)
+    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
+    advance(bar, "verified on the host")
+    host_check, count, image = None, None, None
+    if target != "host":
+        from .toolchain import cortex_m
+
+        host_check = checked
+        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
+        advance(bar, f"verified on {target}")
+        if checked.ok:
+            with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
+                count = count_instructions(module, target, keep_dir=tmp)
+                image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
+        advance(bar, "instructions counted")
+    return checked, host_check, count, image
+
+
+@dataclass
+class BuildResult:
+    """What a build made: the models, the generated module, the
+    verification and the report (plain data, see docs/build.md)."""
+
+    model: object
+    pruned: object
+    module: object
+    verification: object
+    report: dict
+    #: the generated C's outputs on the evaluation inputs, as real numbers
+    eval_outputs: np.ndarray = None
+    #: with a Cortex-M target: the host check (``verification`` is the target's)
+    host_verification: object = None
+
+    @property
+    def ok(self):
+        return self.verification.ok and (self.host_verification is None or self.host_verification.ok)
