@@ -737,8 +737,8 @@ class DepthwiseConv2D(Layer):
     """A depthwise 2-D convolution: output channel o filters input channel
     ``o // multiplier`` only. ``weight`` is (channels * multiplier, 1, kh, kw)
     (PyTorch's layout for groups = channels). It is kept dense (not pruned)
-    and runs as a convolution whose mask keeps only each row's own channel
-    (so the packed kernel falls back to csr, which skips the other channels)."""
+    and runs as its own op (:class:`DepthwiseOp`, darb_depthwise_chw_<t>):
+    only its channels x multiplier x kh x kw weights are stored."""
 
     name: str
     weight: np.ndarray
@@ -755,31 +755,80 @@ class DepthwiseConv2D(Layer):
                                f"shape {w.shape}")
         self.weight = w
 
-    def _full(self, channels):
-        out, _, kh, kw = self.weight.shape
+    def multiplier(self, channels):
+        """Output channels per input channel, for ``channels`` input channels."""
+        out = self.weight.shape[0]
         if out % channels:
             raise DarbgenError(f"{self.name}: {out} depthwise filters do not divide among {channels} input "
                                f"channels")
-        mult = out // channels
-        full = np.zeros((out, channels, kh, kw), np.float64)
-        mask = np.zeros((out, channels, kh, kw), bool)
-        for o in range(out):
-            full[o, o // mult] = self.weight[o, 0]
-            mask[o, o // mult] = True
-        return Conv2D(self.name, full, self.bias, self.stride, self.padding, self.dilation, mask, None,
-                      self.activation)
+        return out // channels
+
+    def window(self):
+        """A one-channel convolution with this layer's kernel size, stride, padding and dilation (its geometry)."""
+        return Conv2D(self.name, np.zeros((1, 1) + self.weight.shape[2:], np.float32), None, self.stride,
+                      self.padding, self.dilation)
 
     def output_shape(self, in_shape):
         if len(in_shape) != 3:
             raise DarbgenError(f"{self.name}: a depthwise convolution needs a (C, H, W) input, got {in_shape}")
-        return self._full(in_shape[0]).output_shape(in_shape)
+        _, oh, ow = self.window().output_shape((1,) + tuple(in_shape[1:]))
+        return (in_shape[0] * self.multiplier(in_shape[0]), oh, ow)
 
     def op(self, in_shape):
-        return ConvOp(self._full(in_shape[0]), tuple(in_shape))
+        return DepthwiseOp(self, tuple(in_shape))
 
     def with_parameters(self, weight, bias):
         """The same layer with other weights and bias (and no activation; see :func:`fold_batchnorm`)."""
         return DepthwiseConv2D(self.name, weight, bias, self.stride, self.padding, self.dilation, "none")
+
+
+class DepthwiseOp:
+    """A depthwise convolution at a known input shape, as the C runs it:
+    output channel o applies row o of ``matrix`` (a (channels * multiplier,
+    kh * kw) :class:`Dense`, its bias and activation) to the kh x kw window of
+    input channel ``o // multiplier``; outputs channel first."""
+
+    op_kind = "depthwise"
+    fuses_activation = True
+
+    def __init__(self, layer, in_shape, activation=None):
+        self.layer, self.name = layer, layer.name
+        self.activation = layer.activation if activation is None else activation
+        self.in_shape = tuple(in_shape)
+        self.multiplier = layer.multiplier(self.in_shape[0])
+        out, _, kh, kw = layer.weight.shape
+        self.matrix = Dense(layer.name, np.asarray(layer.weight).reshape(out, kh * kw), layer.bias, None, None,
+                            self.activation)
+        window = layer.window()
+        self.out_shape = layer.output_shape(self.in_shape)
+        self.kernel_size, self.stride, self.dilation = (kh, kw), window.stride, window.dilation
+        self.padding = window.resolved_padding(*self.in_shape[1:])
+
+    weight = property(lambda self: self.matrix.weight)
+    bias = property(lambda self: self.matrix.bias)
+    mask = property(lambda self: self.matrix.mask)
+    block_sizes = None
+    rows = property(lambda self: self.matrix.rows)
+    cols = property(lambda self: self.matrix.cols)
+    in_size = property(lambda self: int(np.prod(self.in_shape)))
+    out_size = property(lambda self: int(np.prod(self.out_shape)))
+    kept = property(lambda self: self.matrix.kept)
+    ratio = property(lambda self: 1.0)
+
+    def with_activation(self, activation):
+        return DepthwiseOp(self.layer, self.in_shape, activation)
+
+    def windows(self, x, fill):
+        """(n, out channels, pixels, kh * kw): each output channel's input windows (``fill`` outside)."""
+        v, _ = gather_windows(self, x, fill)
+        return np.repeat(v, self.multiplier, axis=1)
+
+    def forward_f64(self, x):
+        v = self.windows(np.asarray(x, np.float64), 0.0)
+        w = self.weight.astype(np.float64)
+        pre = np.einsum("ncpt,ct->ncp", v, w) + self.bias.astype(np.float64)[None, :, None]
+        pre = pre.reshape(len(x), -1)
+        return pre, activate_f64(self.activation, pre)
 
 
 # ----------------------------------------------------------------------------- recurrent layers

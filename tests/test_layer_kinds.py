@@ -46,14 +46,14 @@ def test_every_op_and_quantized_op_has_its_kind(rng):
             assert kind is kind_of(q) and kind.kind == op.op_kind
             assert isinstance(op, kind.op_classes) and isinstance(q, kind.quantized_classes)
             seen.add(kind.kind)
-    assert seen == set(KINDS) == {"dense", "conv", "pool", "softmax", "recurrent"}
-    assert len(op_classes()) == 5 and len(quantized_classes()) == 4
+    assert seen == set(KINDS) == {"dense", "conv", "depthwise", "pool", "softmax", "recurrent"}
+    assert len(op_classes()) == 6 and len(quantized_classes()) == 4
 
 
 def test_generated_layers_report_through_their_kinds(rng):
     img, _, rnn = models(rng)
     module = generate(img, dtype="float32", kernel="csr")
-    assert [_kind(g) for g in module.layers] == ["conv", "conv", "maxpool", "avgpool", "dense", "softmax"]
+    assert [_kind(g) for g in module.layers] == ["conv", "depthwise", "maxpool", "avgpool", "dense", "softmax"]
     assert _shape(module.layers[0]) == [4, 6, 6] and _shape(module.layers[-2]) == [3, 4]
     assert _shape(module.layers[-1]) == [3]
     module = generate(rnn, dtype="float32", kernel="dense")

@@ -188,7 +188,7 @@ def test_depthwise_convolution_forward_and_c(rng, gcc):
     assert model.weight_layers()[0].name == "pw"                 # the depthwise layer is not pruned
     for dtype in DTYPES:
         module = generate(model, dtype=dtype, kernel="packed", calib=rng.standard_normal((16, 60)))
-        assert module.layers[0].kernel == "csr"
+        assert module.layers[0].kernel == "depthwise"                # its own kernel, no full convolution
         assert verify(module, cc=gcc, n_random=4).ok
     with pytest.raises(DarbgenError, match="do not divide among"):
         Model("m", (4, 5, 5), [dw])

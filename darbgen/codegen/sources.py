@@ -24,7 +24,7 @@ def environment():
 def runtime_files(kernels):
     """The runtime_c files a module needs: {name: text}, for ``kernels``, a set
     of (kernel, dtype) pairs ("packed", "csr", "dense", "conv", "softmax",
-    "pool", "rnn"; "unrolled" needs only the common files)."""
+    "pool", "depthwise", "rnn"; "unrolled" needs only the common files)."""
     root = runtime_c_dir()
     names = ["include/darb.h", "src/darb_output.c", "src/darb_math_f32.c"]
     for kernel, dtype in sorted(set(kernels)):
@@ -41,6 +41,8 @@ def runtime_files(kernels):
             names.append("src/darb_softmax.c")
         elif kernel == "pool":
             names.append("src/darb_pool.c")
+        elif kernel == "depthwise":
+            names.append("src/darb_depthwise_chw.c")
         elif kernel == "rnn":
             names.append(f"src/darb_rnn_{sfx}.c")
     return {Path(n).name: (root / n).read_text(encoding="ascii") for n in sorted(set(names))}

@@ -10,7 +10,8 @@ NumPy reference, the C, the report row and the verification inputs.
 kind        op (darbgen.graph)                  module
 ==========  ==================================  ==============================
 dense       Dense                               :mod:`darbgen.layers.dense`
-conv        ConvOp (Conv2D, Conv1D, depthwise)  :mod:`darbgen.layers.conv`
+conv        ConvOp (Conv2D, Conv1D)             :mod:`darbgen.layers.conv`
+depthwise   DepthwiseOp (DepthwiseConv2D)       :mod:`darbgen.layers.depthwise`
 pool        PoolOp (Pool2D, Pool1D, global)     :mod:`darbgen.layers.pool`
 softmax     Softmax                             :mod:`darbgen.layers.softmax`
 recurrent   RecurrentOp (LSTM, GRU)             :mod:`darbgen.layers.recurrent`
@@ -29,12 +30,13 @@ from ..errors import DarbgenError
 from .base import LayerKind
 from .conv import ConvKind
 from .dense import DenseKind
+from .depthwise import DepthwiseKind
 from .pool import PoolKind
 from .recurrent import RecurrentKind
 from .softmax import SoftmaxKind
 
 #: op kind -> its LayerKind
-KINDS = {k.kind: k() for k in (DenseKind, ConvKind, PoolKind, SoftmaxKind, RecurrentKind)}
+KINDS = {k.kind: k() for k in (DenseKind, ConvKind, DepthwiseKind, PoolKind, SoftmaxKind, RecurrentKind)}
 
 
 def kind_of(obj):

@@ -195,6 +195,17 @@ void darb_dense_conv_s16(const darb_dense_shape *shape, const darb_conv_geometry
 void darb_dense_conv_f32(const darb_dense_shape *shape, const darb_conv_geometry *geometry,
                          const float *weights, const darb_quant_f32 *quant, const float *in, float *out);
 
+/* ---- depthwise convolution over channel-first tensors (darb_depthwise_chw.c):
+ * output channel o (of in_c * mult) filters input channel o / mult with its
+ * kh x kw weights[o][ky][kx] (no zeros stored); outputs [in_c * mult][out_h][out_w].
+ * The output stage is the dense layers' (per output channel). */
+void darb_depthwise_chw_s8(const darb_conv_geometry *geometry, uint32_t mult, const int8_t *weights,
+                           const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
+void darb_depthwise_chw_s16(const darb_conv_geometry *geometry, uint32_t mult, const int8_t *weights,
+                            const darb_quant_s16 *quant, const int16_t *in, int16_t *out);
+void darb_depthwise_chw_f32(const darb_conv_geometry *geometry, uint32_t mult, const float *weights,
+                            const darb_quant_f32 *quant, const float *in, float *out);
+
 /* ---- pooling over channel-first tensors (geometry: in_c channels, kh x kw
  * window, stride, padding; dilation and pad_value unused) -------------------- */
 void darb_maxpool_s8(const darb_conv_geometry *geometry, const int8_t *in, int8_t *out);
