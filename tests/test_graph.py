@@ -335,3 +335,49 @@ def test_float_models_match_litert(name, rng):
     f32 = quantize_graph(g, "float32").run(x).reshape(len(x), -1)
     assert np.max(np.abs(f64 - want) / scale) < 1e-4
     assert np.max(np.abs(f32 - want) / scale) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55"])
+def test_block_counts_equal_a_single_step_trace(tmp_path, qemu, core):
+    """count_instructions adds translated blocks' sizes; QEMU's -singlestep trace logs every instruction:
+    the two agree on every op (the M55's MVE instructions, which QEMU lists as two halfwords, included)."""
+    import importlib
+    import re
+    import subprocess
+
+    need_mlperf()
+    pytest.importorskip("tflite")
+    from darbgen.importers.tflite import graph_from_tflite
+    from darbgen.toolchain import cortex_m
+
+    V = importlib.import_module("darbgen.verify")
+    module = generate_graph(quantize_graph(graph_from_tflite(MLPERF / "ad01_int8.tflite"), "int8"), kernel="dense")
+    units = module.units
+    vectors = [x[:1] for x in V._unit_vectors(module, None, 1, 0)]
+    elf, c, _ = V.build_target_harness(module, tmp_path, core)
+    V._write_inputs(tmp_path / "inputs.bin", vectors)
+    subprocess.run([cortex_m.qemu(), "-M", c.board, "-nographic", "-monitor", "none", "-serial", "none",
+                    "-semihosting-config", "enable=on,target=native", "-kernel", str(elf), "-singlestep",
+                    "-d", "exec,nochain", "-D", "one.log"], cwd=tmp_path, check=True, capture_output=True)
+    syms = cortex_m.symbols(elf)
+    entries = [syms[u.run_function][0] for u in units]
+    callers = [(a, a + n) for name, (a, n) in syms.items()
+               if (name.startswith("darb_harness") or name == "darb_stack_call") and n > 0]
+    trace = re.compile(rb"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
+    single, k, inside, n = [], 0, False, 0
+    for line in open(tmp_path / "one.log", "rb"):
+        m = trace.match(line)
+        if m is None:
+            continue
+        pc = int(m.group(1), 16)
+        if inside:
+            if any(lo <= pc < hi for lo, hi in callers):
+                single.append(n)
+                inside, k = False, k + 1
+            else:
+                n += 1
+        if not inside and k < len(entries) and pc == entries[k]:
+            inside, n = True, 1
+    counted = V.count_instructions(module, core)
+    assert [counted.instructions[u.name] for u in units] == single

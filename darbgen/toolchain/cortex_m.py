@@ -163,7 +163,14 @@ def image_sizes(elf):
 
 
 _TRACE = re.compile(rb"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
-_INSN = re.compile(rb"^0x([0-9a-f]+):")
+_INSN = re.compile(rb"^0x([0-9a-f]+):\s+([0-9a-f]{4})\b")
+
+
+def _block_size(size, pc):
+    if pc not in size:
+        raise DarbgenError(f"the QEMU log executes a block at 0x{pc:x} it never translated (no in_asm listing): "
+                           f"cannot count instructions")
+    return size[pc]
 
 
 def count_calls(trace, entries, caller_ranges):
@@ -173,17 +180,16 @@ def count_calls(trace, entries, caller_ranges):
     the caller calls them (each once). A call's count runs from its entry
     to the first block back in the caller (an address in one of
     ``caller_ranges``, (start, end) pairs). Each executed block counts the
-    instructions of its latest translation. Returns one count per entry.
+    instructions starting in its latest translation. QEMU 7.2's disassembler
+    does not know the MVE and low-overhead-loop encodings (VLDRB, VMLADAVA,
+    VPST, LE, ...) and lists each as two lines, one per halfword; so an
+    instruction is counted at its first halfword, a 32-bit one when that
+    halfword begins with 0b11101, 0b11110 or 0b11111, and the line 2 bytes on
+    is its second half. Returns one count per entry.
     """
     counts = []
     k, inside, n = 0, False, 0
-    size, start, in_block = {}, None, False
-
-    def block_size(pc):
-        if pc not in size:
-            raise DarbgenError(f"the QEMU log executes a block at 0x{pc:x} it never translated (no in_asm "
-                               f"listing): cannot count instructions")
-        return size[pc]
+    size, start, in_block, next_start = {}, None, False, 0
     with open(trace, "rb") as f:
         for line in f:
             if line.startswith(b"IN:"):
@@ -192,10 +198,13 @@ def count_calls(trace, entries, caller_ranges):
             if in_block:
                 m = _INSN.match(line)
                 if m is not None:
+                    address = int(m.group(1), 16)
                     if start is None:
-                        start = int(m.group(1), 16)
+                        start, next_start = address, address
                         size[start] = 0
-                    size[start] += 1
+                    if address >= next_start:
+                        size[start] += 1
+                        next_start = address + (4 if int(m.group(2), 16) >> 11 in (0x1D, 0x1E, 0x1F) else 2)
                     continue
                 if not line.strip():
                     in_block = False
@@ -209,9 +218,9 @@ def count_calls(trace, entries, caller_ranges):
                     counts.append(n)
                     inside, k = False, k + 1
                 else:
-                    n += block_size(pc)
+                    n += _block_size(size, pc)
             if not inside and k < len(entries) and pc == entries[k]:
-                inside, n = True, block_size(pc)
+                inside, n = True, _block_size(size, pc)
     if len(counts) != len(entries):
         raise DarbgenError(f"the instruction trace holds {len(counts)} of {len(entries)} expected calls")
     return counts
