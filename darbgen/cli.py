@@ -185,9 +185,11 @@ def _parser():
 
     be = sub.add_parser("bench", help="benchmarks (prints figures; see docs/benchmarks.md)",
                         description="Benchmarks. `darbgen bench prune --help` for the pruning benchmark, "
-                                    "`darbgen bench mcu --help` for the Cortex-M kernels.")
-    be.add_argument("which", choices=("prune", "mcu"), help="which benchmark: prune (pruning speed and memory) "
-                    "or mcu (kernels on a Cortex-M core in QEMU)")
+                                    "`darbgen bench mcu --help` for the Cortex-M kernels, `darbgen bench model "
+                                    "--help` for a whole int8 model against CMSIS-NN.")
+    be.add_argument("which", choices=("prune", "mcu", "model"), help="which benchmark: prune (pruning speed and "
+                    "memory), mcu (kernels on a Cortex-M core in QEMU) or model (a whole int8 .tflite model through "
+                    "CMSIS-NN and through darbgen, side by side in QEMU)")
     be.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     return p
 
@@ -596,6 +598,9 @@ def cmd_bench(args):
         return bench_main(args.args)
     if args.which == "mcu":
         from .bench.mcu import main as bench_main
+        return bench_main(args.args)
+    if args.which == "model":
+        from .bench.model import main as bench_main
         return bench_main(args.args)
     return 2
 
