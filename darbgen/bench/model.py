@@ -92,6 +92,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codegen.graph_emit import plan_arena
 from ..errors import DarbgenError
 from ..resources import runtime_c_dir
 from ..toolchain import cortex_m, host
@@ -492,42 +493,6 @@ def _bases(graph, aliased_kinds):
             src = node.inputs[0]
             base[node.outputs[0]] = base.get(src, src)
     return base
-
-
-def plan_arena(qg, base):
-    """First-fit offsets by tensor lifetime for every tensor but the model's input and output: (where, bytes).
-
-    ``where`` maps every tensor to "in", "out" or an arena offset (aliases to their base's)."""
-    g = qg.graph
-
-    def root(t):
-        return base.get(t, t)
-    where = {g.inputs[0]: "in", root(g.outputs[0]): "out"}
-    if root(g.outputs[0]) == g.inputs[0]:
-        raise DarbgenError(f"{g.name}: the model's output is its input reshaped; nothing to run")
-    last = {}
-    for i, node in enumerate(g.nodes):
-        for t in node.inputs:
-            last[root(t)] = i
-    live, size = [], 0
-    for i, node in enumerate(g.nodes):
-        t = node.outputs[0]
-        if t in base or t in where:
-            continue
-        nbytes = _aligned(np.prod(qg.shapes[t]))
-        end = last.get(t, i)
-        busy = sorted((o, s) for o, s, a, b in live if not (b < i or a > end))
-        offset = 0
-        for o, s in busy:
-            if offset + nbytes <= o:
-                break
-            offset = max(offset, o + s)
-        live.append((offset, nbytes, i, end))
-        where[t] = offset
-        size = max(size, offset + nbytes)
-    for t in base:
-        where[t] = where[root(t)]
-    return where, size
 
 
 def plan_dump(qg, base):

@@ -112,12 +112,17 @@ class GraphEmitter:
         else:
             self.aliases[node.outputs[0]] = node.inputs[0]
 
-    def matrix(self, node, p, kernel, symbol, is_function=False):
+    def matrix(self, node, p, kernel, symbol, is_function=False, pixels=False):
         """The node's weight matrix as a dense-layer pair <symbol>.c / .h with ``<symbol>_run(vec, out)``
-        (``is_function``: that is the node's function, as for a fully connected layer)."""
+        (``is_function``: that is the node's function, as for a fully connected layer; ``pixels``: also
+        ``<symbol>_run_pixels(in, pixels, stride, out)``, several vectors at once, where the matrix is
+        dense int8: darb_mm_s8)."""
         q = p.q
         ctx, _ = _layer_context(q, symbol, kernel, self.prefix)
         ctx["banner"] = self.banner
+        ctx["pixels_fn"] = bool(pixels) and self.batched(p, kernel)
+        if ctx["pixels_fn"]:
+            self.runtime_extra.add("src/darb_mm_s8.c")
         self.files[f"{symbol}.h"] = self.env.get_template("dense_layer.h.j2").render(ctx)
         self.files[f"{symbol}.c"] = self.env.get_template("dense_layer.c.j2").render(ctx)
         g = GeneratedLayer(q, symbol, kernel, f"{symbol}.h", f"{symbol}.c", ctx["arrays"], ctx["description"])
@@ -128,14 +133,23 @@ class GraphEmitter:
             self._current["function"] = f"{symbol}_run"
         return g
 
-    def conv(self, node, p, sym, msym):
-        """A convolution's function: per output pixel, the patch times the matrix ``msym``."""
+    @staticmethod
+    def batched(p, kernel):
+        """True when a matrix runs several pixels per call (dense int8: darb_mm_s8)."""
+        return kernel == "dense" and p.q.dtype == "int8"
+
+    def conv(self, node, p, sym, msym, kernel):
+        """A convolution's function: the patches times the matrix ``msym``, two pixels per call where
+        the matrix is dense int8 (``<msym>_run_pixels``), else one."""
         w = p.window
         dtype = p.q.dtype
         oc = p.q.layer.rows
         cols = w.kh * w.kw * w.in_c
         pointwise = (w.kh == w.kw == 1 and w.stride_h == w.stride_w == 1 and w.pad_top == w.pad_left == 0
                      and w.pad_bottom == w.pad_right == 0)
+        if self.batched(p, kernel):
+            self._conv_batched(node, p, sym, msym, pointwise)
+            return
         if pointwise:
             body = (f"    uint32_t p;\n"
                     f"    for (p = 0; p < {w.out_h * w.out_w}u; ++p) {{\n"
@@ -164,6 +178,38 @@ class GraphEmitter:
         self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
         self.function(node, body)
 
+    def _conv_batched(self, node, p, sym, msym, pointwise):
+        w = p.window
+        oc = p.q.layer.rows
+        cols = w.kh * w.kw * w.in_c
+        pixels = w.out_h * w.out_w
+        if pointwise:
+            self.function(node, f"    {msym}_run_pixels(in, {pixels}u, {w.in_c}u, out);")
+            return
+        fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,
+                  w.pad_left]
+        if max(fields) > 65535:
+            raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
+        self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
+        self.scratch["int8"] = max(self.scratch["int8"], 2 * cols)
+        patch = f"{self.prefix}_patch_s8"
+        zp = int(p.q.input.zero_point)
+        body = (f"    uint32_t p, oy = 0, ox = 0;\n"
+                f"    for (p = 0; p < {pixels}u; p += 2) {{\n"
+                f"        const uint32_t n = p + 1u < {pixels}u ? 2u : 1u;\n"
+                f"        uint32_t k;\n"
+                f"        for (k = 0; k < n; ++k) {{\n"
+                f"            darb_im2col_s8(&{sym}_window, in, oy, ox, {zp}, {patch} + k * {cols}u);\n"
+                f"            if (++ox == {w.out_w}u) {{\n"
+                f"                ox = 0;\n"
+                f"                ++oy;\n"
+                f"            }}\n"
+                f"        }}\n"
+                f"        {msym}_run_pixels({patch}, n, {cols}u, out + p * {oc}u);\n"
+                f"    }}")
+        self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
+        self.function(node, body)
+
     # ------------------------------------------------------------------ whole model
     def emit_all(self):
         for node in self.qg.graph.nodes:
@@ -175,45 +221,8 @@ class GraphEmitter:
                                       self._current.get("arrays", [])))
 
     def plan(self):
-        """Where every tensor lives: "in", "out", or a byte offset in the arena; and the arena's size.
-
-        Greedy first fit by tensor lifetime over the node order; a tensor is live
-        from the node writing it to the last node reading it (through aliases)."""
-        g = self.qg.graph
-        root = {}
-
-        def base(t):
-            while t in self.aliases:
-                t = self.aliases[t]
-            return t
-        last = {}
-        for i, node in enumerate(g.nodes):
-            for t in node.inputs:
-                last[base(t)] = i
-        where = {g.inputs[0]: "in", g.outputs[0]: "out"}
-        live = []
-        size = 0
-        for i, node in enumerate(g.nodes):
-            for t in node.outputs:
-                if t in self.aliases or t in where:
-                    continue
-                nbytes = int(np.prod(self.qg.shapes[t])) * _ITEMSIZE[CTYPE[self.qg.types[t]]]
-                nbytes = -(-nbytes // ALIGN) * ALIGN
-                end = last.get(t, i)
-                busy = sorted((o, s) for o, s, a, b in live if not (b < i or a > end))
-                offset = 0
-                for o, s in busy:
-                    if offset + nbytes <= o:
-                        break
-                    offset = max(offset, o + s)
-                live.append((offset, nbytes, i, end))
-                where[t] = offset
-                size = max(size, offset + nbytes)
-        for t in self.aliases:
-            root[t] = base(t)
-        for t, b in root.items():
-            where[t] = where[b]
-        return where, size
+        """Where every tensor lives (see :func:`plan_arena`) and the arena's size."""
+        return plan_arena(self.qg, self.aliases)
 
     def pointer(self, where, t):
         w = where[t]
@@ -223,6 +232,47 @@ class GraphEmitter:
         if ty == "float32":
             return f"{self.prefix}_arena.f + {w // 4}"
         return f"{self.prefix}_arena.b + {w}"
+
+
+def plan_arena(qg, aliases):
+    """Where every tensor of ``qg`` lives: "in", "out", or a byte offset in one arena; and the arena's size.
+
+    ``aliases`` maps a tensor to the one whose memory it shares (a reshape's output to its input).
+    Greedy first fit by tensor lifetime over the node order: a tensor is live from the node writing it
+    to the last node reading it (through aliases); offsets are 8-byte aligned."""
+    g = qg.graph
+
+    def root(t):
+        while t in aliases:
+            t = aliases[t]
+        return t
+    if root(g.outputs[0]) == g.inputs[0]:
+        raise DarbgenError(f"{g.name}: the model's output is its input reshaped; nothing to run")
+    where = {g.inputs[0]: "in", root(g.outputs[0]): "out"}
+    last = {}
+    for i, node in enumerate(g.nodes):
+        for t in node.inputs:
+            last[root(t)] = i
+    live, size = [], 0
+    for i, node in enumerate(g.nodes):
+        for t in node.outputs:
+            if t in aliases or t in where:
+                continue
+            nbytes = int(np.prod(qg.shapes[t])) * _ITEMSIZE[CTYPE[qg.types[t]]]
+            nbytes = -(-nbytes // ALIGN) * ALIGN
+            end = last.get(t, i)
+            busy = sorted((o, n) for o, n, a, b in live if not (b < i or a > end))
+            offset = 0
+            for o, n in busy:
+                if offset + nbytes <= o:
+                    break
+                offset = max(offset, o + n)
+            live.append((offset, nbytes, i, end))
+            where[t] = offset
+            size = max(size, offset + nbytes)
+    for t in aliases:
+        where[t] = where[root(t)]
+    return where, size
 
 
 @dataclass

@@ -326,5 +326,6 @@ class Conv2D(_MatrixOp):
 
     def emit(self, node, p, e):
         sym = e.sym(node)
-        e.matrix(node, p, self.kernel_of(node, p, e.kernel), symbol=f"{sym}_w")
-        e.conv(node, p, sym, f"{sym}_w")
+        kernel = self.kernel_of(node, p, e.kernel)
+        e.matrix(node, p, kernel, symbol=f"{sym}_w", pixels=True)
+        e.conv(node, p, sym, f"{sym}_w", kernel)

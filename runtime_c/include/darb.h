@@ -175,6 +175,31 @@ void darb_dense_fc_s16(const darb_dense_shape *shape, const int8_t *weights,
 void darb_dense_fc_f32(const darb_dense_shape *shape, const float *weights,
                        const darb_quant_f32 *quant, const float *in, float *out);
 
+/*
+ * darb_mm_s8: the dense int8 matrix times the vectors of several pixels (a
+ * convolution's patches, or a 1x1 convolution's input read in place):
+ *
+ *   out[p * rows + r] = darb_output_s8_fast(bias[r] + sum_j weights[r * cols + j] * in[p * in_stride + j], r)
+ *
+ * for p < pixels and r < shape->rows: darb_dense_fc_s8 on each pixel's
+ * vector, the same integer results (the products are added in other orders;
+ * the generator's bound on every partial sum covers any order).
+ *   shape:     rows >= 1, cols >= 1; weights: rows x cols, row-major, any
+ *              alignment; quant: as for darb_dense_fc_s8.
+ *   in:        pixel p's cols inputs at in + p * in_stride, any alignment; any
+ *              in_stride (vectors may overlap; only read).
+ *   pixels:    0 or more.
+ *   out:       pixels * rows outputs, pixel-major (NHWC); must not overlap in,
+ *              weights or quant's arrays.
+ * Cortex-M4 / M7 / M33: two rows x two pixels per SMLAD step; with 8 pixels
+ * or more and cols <= DARB_MM_PACK_COLS (default 64) each row pair's weights
+ * are widened first into a stack array of 4 * DARB_MM_PACK_COLS bytes.
+ * Cortex-M55: four rows per MVE step. Elsewhere portable C; -DDARB_COMPACT
+ * keeps only the plain loop (runtime_c/src/darb_mm_s8.c).
+ */
+void darb_mm_s8(const darb_dense_shape *shape, const int8_t *weights, const darb_quant_s8 *quant,
+                const int8_t *in, uint32_t pixels, uint32_t in_stride, int8_t *out);
+
 /* ---- 2-D convolution (direct, no im2col buffer), three formats ------------ */
 void darb_conv_s8(const darb_pattern *pattern, const darb_conv_geometry *geometry, const int8_t *values,
                   const darb_quant_s8 *quant, const int8_t *in, int8_t *out);
