@@ -549,10 +549,8 @@ class Concat(OpKind):
         e.function(node, body, runtime=ELEMENTWISE)
 
 
-@register
-class Quantize(OpKind):
-    kind = "quantize"
-    title = "quantize"
+class _Conversion(OpKind):
+    """quantize / dequantize: the same real values in another number type (same shape; identity in float64)."""
 
     def output_shapes(self, node, in_shapes):
         return [tuple(in_shapes[0])]
@@ -560,9 +558,18 @@ class Quantize(OpKind):
     def forward_f64(self, node, xs):
         return [np.asarray(xs[0], np.float64)]
 
-    def prepare(self, node, ctx):
+    def check_int8(self, node, ctx):
         if ctx.dtype == "float32":
-            raise DarbgenError(f"{node.name}: a quantize op runs in int8 models only")
+            raise DarbgenError(f"{node.name}: a {self.kind} op runs in int8 models only")
+
+
+@register
+class Quantize(_Conversion):
+    kind = "quantize"
+    title = "quantize"
+
+    def prepare(self, node, ctx):
+        self.check_int8(node, ctx)
         out_q = ctx.quant(node.outputs[0])
         if ctx.type_of(node.inputs[0]) == "float32":
             return {"out": out_q}
@@ -591,19 +598,12 @@ class Quantize(OpKind):
 
 
 @register
-class Dequantize(OpKind):
+class Dequantize(_Conversion):
     kind = "dequantize"
     title = "dequantize"
 
-    def output_shapes(self, node, in_shapes):
-        return [tuple(in_shapes[0])]
-
-    def forward_f64(self, node, xs):
-        return [np.asarray(xs[0], np.float64)]
-
     def prepare(self, node, ctx):
-        if ctx.dtype == "float32":
-            raise DarbgenError(f"{node.name}: a dequantize op runs in int8 models only")
+        self.check_int8(node, ctx)
         return {"in": ctx.quant(node.inputs[0])}
 
     def forward_int8(self, node, p, xs):
