@@ -155,6 +155,10 @@ def edge_cases(seed=0):
     cases.append(make_case(rng, 6, 24, 9, in_stride=0))            # every pixel the same vector
     cases.append(make_case(rng, 5, 24, 10, in_stride=7))           # overlapping pixel vectors
     cases.append(make_case(rng, 4, 24, 0))                         # no pixels: nothing written
+    # one pixel (a fully connected layer): four rows at a time, then a pair, then the odd row
+    for rows, cols in ((4, 16), (5, 17), (7, 64), (8, 3), (11, 100), (13, 33), (64, 640)):
+        cases.append(make_case(rng, rows, cols, 1))
+    cases.append(make_case(rng, 9, 48, 1, extreme=True))
     for rows in (8, 7):                 # halves at every shift: rounding away from zero, both signs
         c = make_case(rng, rows, 16, 5, n_random=4)
         c.weight = rng.integers(-1, 2, (rows, 16)).astype(np.int8)

@@ -121,8 +121,13 @@ class GraphEmitter:
         ctx, _ = _layer_context(q, symbol, kernel, self.prefix)
         ctx["banner"] = self.banner
         ctx["pixels_fn"] = bool(pixels) and self.batched(p, kernel)
-        if ctx["pixels_fn"]:
+        ctx["tile_fn"] = bool(pixels) and self.tiled(p, kernel)
+        # a dense int8 fully connected layer: darb_mm_s8 on its one vector (four rows per step)
+        ctx["mm_run"] = bool(is_function) and self.batched(p, kernel)
+        if ctx["pixels_fn"] or ctx["mm_run"]:
             self.runtime_extra.add("src/darb_mm_s8.c")
+        if ctx["tile_fn"]:
+            self.runtime_extra.add("src/darb_fc_s8_tile.c")
         self.files[f"{symbol}.h"] = self.env.get_template("dense_layer.h.j2").render(ctx)
         self.files[f"{symbol}.c"] = self.env.get_template("dense_layer.c.j2").render(ctx)
         g = GeneratedLayer(q, symbol, kernel, f"{symbol}.h", f"{symbol}.c", ctx["arrays"], ctx["description"])
@@ -138,6 +143,12 @@ class GraphEmitter:
         """True when a matrix runs several pixels per call (dense int8: darb_mm_s8)."""
         return kernel == "dense" and p.q.dtype == "int8"
 
+    @staticmethod
+    def tiled(p, kernel):
+        """True when a matrix runs tiles of 4 pixels, each kept weight decoded once per tile (packed
+        int8: darb_fc_s8_tile)."""
+        return kernel == "packed" and p.q.dtype == "int8"
+
     def conv(self, node, p, sym, msym, kernel):
         """A convolution's function: the patches times the matrix ``msym``, two pixels per call where
         the matrix is dense int8 (``<msym>_run_pixels``), else one."""
@@ -149,6 +160,9 @@ class GraphEmitter:
                      and w.pad_bottom == w.pad_right == 0)
         if self.batched(p, kernel):
             self._conv_batched(node, p, sym, msym, pointwise)
+            return
+        if self.tiled(p, kernel):
+            self._conv_tiled(node, p, sym, msym, pointwise)
             return
         if pointwise:
             body = (f"    uint32_t p;\n"
@@ -176,6 +190,51 @@ class GraphEmitter:
                 f"        }}\n"
                 f"    }}")
         self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
+        self.function(node, body)
+
+    def _conv_tiled(self, node, p, sym, msym, pointwise):
+        """A pruned int8 convolution, 4 output pixels per tile: their patches interleaved in one scratch
+        tile (gathered in place, or the input's pixels for a 1x1 layer), then darb_fc_s8_tile."""
+        w = p.window
+        oc = p.q.layer.rows
+        cols = w.kh * w.kw * w.in_c
+        pixels = w.out_h * w.out_w
+        self.scratch["int8"] = max(self.scratch["int8"], 4 * cols)
+        tile = f"{self.prefix}_patch_s8"
+        self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
+        if pointwise:
+            body = (f"    uint32_t p;\n"
+                    f"    for (p = 0; p < {pixels}u; p += 4u) {{\n"
+                    f"        const uint32_t n = p + 4u <= {pixels}u ? 4u : {pixels}u - p;\n"
+                    f"        darb_tile_s8(in + p * {w.in_c}u, n, {w.in_c}u, {cols}u, {tile});\n"
+                    f"        {msym}_run_tile({tile}, n, out + p * {oc}u);\n"
+                    f"    }}")
+            self.function(node, body)
+            return
+        fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,
+                  w.pad_left]
+        if max(fields) > 65535:
+            raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
+        self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
+        zp = int(p.q.input.zero_point)
+        body = (f"    uint32_t p, oy = 0, ox = 0;\n"
+                f"    for (p = 0; p < {pixels}u; p += 4u) {{\n"
+                f"        const uint32_t n = p + 4u <= {pixels}u ? 4u : {pixels}u - p;\n"
+                f"        uint32_t k;\n"
+                f"        for (k = 0; k < 4u; ++k) {{\n"
+                f"            if (k < n) {{\n"
+                f"                darb_im2col_tile_s8(&{sym}_window, in, oy, ox, {zp}, k, {tile});\n"
+                f"                if (++ox == {w.out_w}u) {{\n"
+                f"                    ox = 0;\n"
+                f"                    ++oy;\n"
+                f"                }}\n"
+                f"            }} else {{\n"
+                f"                darb_tile_clear_s8({tile}, k, {cols}u); /* lanes k.. of the last tile */\n"
+                f"                break;\n"
+                f"            }}\n"
+                f"        }}\n"
+                f"        {msym}_run_tile({tile}, n, out + p * {oc}u);\n"
+                f"    }}")
         self.function(node, body)
 
     def _conv_batched(self, node, p, sym, msym, pointwise):

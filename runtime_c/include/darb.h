@@ -159,6 +159,16 @@ void darb_fc_s16(const darb_pattern *pattern, const int8_t *values,
 void darb_fc_f32(const darb_pattern *pattern, const float *values,
                  const darb_quant_f32 *quant, const float *in, float *out);
 
+/* DARB packed weights times a tile of up to DARB_TILE pixels (the
+ * weight-stationary sparse convolution, darb_fc_s8_tile.c): each kept weight
+ * is decoded once per tile.
+ *   out[p * pattern->rows + r] = darb_fc_s8 on pixel p's vector, p < pixels
+ * tile[j * DARB_TILE + p] is column j of pixel p (darb_graph.h writes it);
+ * lanes p >= pixels must hold 0. pixels: 1..DARB_TILE. */
+#define DARB_TILE 4u
+void darb_fc_s8_tile(const darb_pattern *pattern, const int8_t *values, const darb_quant_s8 *quant,
+                     const int8_t *tile, uint32_t pixels, int8_t *out);
+
 /* ---- CSR ------------------------------------------------------------------- */
 void darb_csr_fc_s8(const darb_csr_pattern *pattern, const int8_t *values,
                     const darb_quant_s8 *quant, const int8_t *in, int8_t *out);

@@ -124,4 +124,75 @@ static inline darb_conv_tap darb_conv_locate(const darb_conv_geometry *g, uint32
     return t;
 }
 
+/* The output stage of the int8 matrix kernels (darb_mm_s8, darb_fc_s8_tile), split into what a row needs once (for all its pixels)
+ * and what each output needs; the same integers as darb_output_s8_fast in
+ * fewer instructions. A row shifts left or right, never both. Left (right =
+ * 0): (x * m + 2^30) >> 31 with x = acc << left. Right: with high = (acc * m
+ * + 2^30) >> 31, darb_requantize_fast's (high + 2^(right-1) - (high < 0)) >>
+ * right equals
+ *     (acc * m + 2^30 + 2^(30 + right) - (acc < 0) * 2^31) >> (31 + right)
+ * (a floor of a floor is one floor; high < 0 exactly when acc * m < -2^30,
+ * and when -2^30 <= acc * m < 0 both forms give 0): one 64-bit constant
+ * k = 2^30 + 2^(30 + right) per row, one multiply-accumulate per output, and
+ * its high word shifted right by right - 1. */
+typedef struct {
+    int32_t multiplier;
+    uint32_t left;                  /* 0 .. 30 */
+    uint32_t right;                 /* 0 .. 31 */
+    uint32_t k_lo;                  /* k, when right > 0 */
+    int32_t k_hi;
+} darb_mm_row;
+
+typedef struct {
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *lut;
+} darb_mm_post;
+
+static inline darb_mm_row darb_mm_row_of(const darb_quant_s8 *quant, uint32_t r)
+{
+    darb_mm_row q;
+    const int32_t shift = quant->shift[r];
+    uint64_t k;
+    q.multiplier = quant->multiplier[r];
+    q.left = shift > 0 ? (uint32_t)shift : 0u;
+    q.right = shift > 0 ? 0u : (uint32_t)-shift;
+    k = (uint64_t)(1u + (1u << q.right)) << 30;     /* 2^30 + 2^(30 + right) */
+    q.k_lo = (uint32_t)k;
+    q.k_hi = (int32_t)(k >> 32);
+    return q;
+}
+
+static inline darb_mm_post darb_mm_post_of(const darb_quant_s8 *quant)
+{
+    darb_mm_post post;
+    post.output_offset = quant->output_offset;
+    post.act_min = quant->act_min;
+    post.act_max = quant->act_max;
+    post.lut = quant->lut;
+    return post;
+}
+
+static inline int8_t darb_mm_out(int32_t acc, const darb_mm_row *q, const darb_mm_post *post)
+{
+    int32_t v;
+    if (q->right == 0u) {
+        const int32_t x = (int32_t)((uint32_t)acc << q->left);
+        v = (int32_t)(((int64_t)x * q->multiplier + ((int64_t)1 << 30)) >> 31);
+    } else {
+        int64_t t = (int64_t)(((uint64_t)(uint32_t)q->k_hi << 32) | q->k_lo);
+        t -= (int64_t)((uint32_t)acc & 0x80000000u);
+        t += (int64_t)acc * q->multiplier;
+        v = (int32_t)(t >> 32) >> (q->right - 1u);
+    }
+    v += post->output_offset;
+    v = v < post->act_min ? post->act_min : v;
+    v = v > post->act_max ? post->act_max : v;
+    if (post->lut != 0) {
+        v = post->lut[v + 128];
+    }
+    return (int8_t)v;
+}
+
 #endif /* DARB_INTERNAL_H */

@@ -8,7 +8,7 @@
  * for every pixel p and row r: darb_dense_fc_s8 on each pixel's vector, with
  * the same integers (the paths add the same products in other orders; the
  * generator bounds every partial sum, whatever the order), and the output
- * stage's integers computed in fewer steps (darb_mm_out, proof there).
+ * stage's integers computed in fewer steps (darb_mm_out, proof in darb_internal.h).
  *
  * Cortex-M4, M7, M33 (DSP extension): two rows times two pixels at a time,
  * four columns per step: one 32-bit load of each row's four weights serves
@@ -44,76 +44,7 @@ static inline int32_t darb_mm_dot_s8(const int8_t *w, const int8_t *x, uint32_t 
     return acc;
 }
 
-/* The output stage, split into what a row needs once (for all its pixels)
- * and what each output needs; the same integers as darb_output_s8_fast in
- * fewer instructions. A row shifts left or right, never both. Left (right =
- * 0): (x * m + 2^30) >> 31 with x = acc << left. Right: with high = (acc * m
- * + 2^30) >> 31, darb_requantize_fast's (high + 2^(right-1) - (high < 0)) >>
- * right equals
- *     (acc * m + 2^30 + 2^(30 + right) - (acc < 0) * 2^31) >> (31 + right)
- * (a floor of a floor is one floor; high < 0 exactly when acc * m < -2^30,
- * and when -2^30 <= acc * m < 0 both forms give 0): one 64-bit constant
- * k = 2^30 + 2^(30 + right) per row, one multiply-accumulate per output, and
- * its high word shifted right by right - 1. */
-typedef struct {
-    int32_t multiplier;
-    uint32_t left;                  /* 0 .. 30 */
-    uint32_t right;                 /* 0 .. 31 */
-    uint32_t k_lo;                  /* k, when right > 0 */
-    int32_t k_hi;
-} darb_mm_row;
-
-typedef struct {
-    int32_t output_offset;
-    int32_t act_min;
-    int32_t act_max;
-    const int8_t *lut;
-} darb_mm_post;
-
-static inline darb_mm_row darb_mm_row_of(const darb_quant_s8 *quant, uint32_t r)
-{
-    darb_mm_row q;
-    const int32_t shift = quant->shift[r];
-    uint64_t k;
-    q.multiplier = quant->multiplier[r];
-    q.left = shift > 0 ? (uint32_t)shift : 0u;
-    q.right = shift > 0 ? 0u : (uint32_t)-shift;
-    k = (uint64_t)(1u + (1u << q.right)) << 30;     /* 2^30 + 2^(30 + right) */
-    q.k_lo = (uint32_t)k;
-    q.k_hi = (int32_t)(k >> 32);
-    return q;
-}
-
-static inline darb_mm_post darb_mm_post_of(const darb_quant_s8 *quant)
-{
-    darb_mm_post post;
-    post.output_offset = quant->output_offset;
-    post.act_min = quant->act_min;
-    post.act_max = quant->act_max;
-    post.lut = quant->lut;
-    return post;
-}
-
-static inline int8_t darb_mm_out(int32_t acc, const darb_mm_row *q, const darb_mm_post *post)
-{
-    int32_t v;
-    if (q->right == 0u) {
-        const int32_t x = (int32_t)((uint32_t)acc << q->left);
-        v = (int32_t)(((int64_t)x * q->multiplier + ((int64_t)1 << 30)) >> 31);
-    } else {
-        int64_t t = (int64_t)(((uint64_t)(uint32_t)q->k_hi << 32) | q->k_lo);
-        t -= (int64_t)((uint32_t)acc & 0x80000000u);
-        t += (int64_t)acc * q->multiplier;
-        v = (int32_t)(t >> 32) >> (q->right - 1u);
-    }
-    v += post->output_offset;
-    v = v < post->act_min ? post->act_min : v;
-    v = v > post->act_max ? post->act_max : v;
-    if (post->lut != 0) {
-        v = post->lut[v + 128];
-    }
-    return (int8_t)v;
-}
+/* The output stage: darb_mm_row_of, darb_mm_post_of and darb_mm_out (darb_internal.h). */
 
 #if defined(DARB_HAVE_MVE) && !defined(DARB_COMPACT)
 #define DARB_MM_MVE 1
@@ -257,6 +188,72 @@ __asm__("  .pushsection .text.darb_mm_dsp_cols,\"ax\",%progbits\n"
     : [end16] "m"(pend16), [end4] "m"(pend4)                                                         \
     : "cc", "memory"
 #endif
+
+/* Four rows of one pixel (a fully connected layer): s[k] += w_k . x over the
+ * first n columns (n a multiple of 4). Per four columns one load of the
+ * input's word and its two SXTB16 serve the four rows; each row takes a load,
+ * two SXTB16 and two SMLAD: 23 instructions for 16 multiply-adds. */
+typedef struct {
+    int32_t s[4];                   /* in and out */
+    const int8_t *w[4];
+    const int8_t *x;
+    uint32_t n;
+} darb_mm_rows4;
+
+void darb_mm_dsp_rows4(darb_mm_rows4 *c);
+
+/* r0 = x, r1..r4 = s0..s3, r5..r8 = w0..w3 (all post-incremented); r9..r12 scratch */
+#define DARB_MM_ROW_STEP(W, S)       \
+    "  ldr    r11, [" W "], #4\n"    \
+    "  sxtb16 r12, r11\n"            \
+    "  sxtb16 r11, r11, ror #8\n"    \
+    "  smlad  " S ", r12, r9, " S "\n" \
+    "  smlad  " S ", r11, r10, " S "\n"
+#define DARB_MM_STEP4                \
+    "  ldr    r9, [r0], #4\n"        \
+    "  sxtb16 r10, r9, ror #8\n"     \
+    "  sxtb16 r9, r9\n"              \
+    DARB_MM_ROW_STEP("r5", "r1") DARB_MM_ROW_STEP("r6", "r2") \
+    DARB_MM_ROW_STEP("r7", "r3") DARB_MM_ROW_STEP("r8", "r4")
+
+/* 16 columns per iteration (lr: their end), then 4 (their end on the stack) */
+__asm__("  .pushsection .text.darb_mm_dsp_rows4,\"ax\",%progbits\n"
+        "  .syntax unified\n"
+        "  .thumb\n"
+        "  .p2align 2\n"
+        "  .global darb_mm_dsp_rows4\n"
+        "  .type darb_mm_dsp_rows4, %function\n"
+        "  .thumb_func\n"
+        "darb_mm_dsp_rows4:\n"
+        "  push   {r4-r11, lr}\n"
+        "  push   {r0}\n"
+        "  ldr    r9, [r0, #36]\n"
+        "  ldr    r10, [r0, #32]\n"
+        "  ldm    r0, {r1-r8}\n"
+        "  mov    r0, r10\n"
+        "  bic    r10, r9, #15\n"
+        "  add    lr, r0, r10\n"
+        "  add    r9, r0, r9\n"
+        "  push   {r9}\n"
+        "  cmp    r0, lr\n"
+        "  beq    2f\n"
+        "1:\n" DARB_MM_STEP4 DARB_MM_STEP4 DARB_MM_STEP4 DARB_MM_STEP4
+        "  cmp    r0, lr\n"
+        "  bne    1b\n"
+        "2:\n"
+        "  ldr    lr, [sp]\n"
+        "  cmp    r0, lr\n"
+        "  beq    4f\n"
+        "3:\n" DARB_MM_STEP4
+        "  cmp    r0, lr\n"
+        "  bne    3b\n"
+        "4:\n"
+        "  add    sp, sp, #4\n"
+        "  pop    {r0}\n"
+        "  stm    r0, {r1-r4}\n"
+        "  pop    {r4-r11, pc}\n"
+        "  .size darb_mm_dsp_rows4, .-darb_mm_dsp_rows4\n"
+        "  .popsection\n");
 
 /* s0 += c . d0 and s1 += c . d1 over n columns (two rows of one pixel, or one
  * row of two pixels: c is the operand they share) */
@@ -534,9 +531,45 @@ static DARB_NOINLINE void darb_mm_dsp_packed(uint32_t rows, uint32_t cols, const
 }
 #endif
 
+/* One pixel (a fully connected layer): four rows at a time, then pairs, then the odd last row. */
+static DARB_NOINLINE void darb_mm_dsp_1px(uint32_t rows, uint32_t cols, const int8_t *weights,
+                                          const darb_quant_s8 *quant, const int8_t *x, int8_t *out)
+{
+    const darb_mm_post post = darb_mm_post_of(quant);
+    const uint32_t cols4 = cols & ~3u;
+    const int8_t *w = weights;
+    darb_mm_rows4 c;
+    uint32_t r;
+    uint32_t k;
+    for (r = 0; r + 4u <= rows; r += 4u, w += 4u * cols) {
+        for (k = 0; k < 4u; ++k) {
+            c.s[k] = quant->bias[r + k];
+            c.w[k] = w + k * cols;
+        }
+        c.x = x;
+        c.n = cols4;
+        darb_mm_dsp_rows4(&c);
+        for (k = 0; k < 4u; ++k) {
+            const darb_mm_row q = darb_mm_row_of(quant, r + k);
+            out[r + k] = darb_mm_out(darb_mm_dot_s8(w + k * cols + cols4, x + cols4, cols - cols4, c.s[k]), &q,
+                                     &post);
+        }
+    }
+    for (; r + 2u <= rows; r += 2u, w += 2u * cols) {
+        darb_mm_2x1_dsp(w, cols, quant, r, x, out + r);
+    }
+    if (r < rows) {
+        darb_mm_1xn_dsp(w, rows, cols, quant, r, x, 1u, cols, out);
+    }
+}
+
 static void darb_mm_dsp(uint32_t rows, uint32_t cols, const int8_t *weights, const darb_quant_s8 *quant,
                         const int8_t *in, uint32_t pixels, uint32_t in_stride, int8_t *out)
 {
+    if (pixels == 1u && rows >= 4u) {
+        darb_mm_dsp_1px(rows, cols, weights, quant, in, out);
+        return;
+    }
 #if DARB_MM_PACK_COLS > 0
     /* widening a pair's weights costs about what four pixels' steps save */
     if (cols >= 4u && cols <= DARB_MM_PACK_COLS && rows >= 2u && pixels >= 8u) {

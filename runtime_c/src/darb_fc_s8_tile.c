@@ -1,0 +1,325 @@
+/*
+ * darb_fc_s8_tile.c - DARB packed int8 weights times a tile of up to
+ * DARB_TILE (4) pixels at once: the weight-stationary sparse convolution.
+ *
+ *   out[p * rows + r] = darb_fc_s8 on pixel p's vector, for p < pixels
+ *
+ * with the pixels' vectors interleaved in the tile: tile[j * DARB_TILE + p] is
+ * column j of pixel p (darb_tile_s8 and darb_im2col_tile_s8 in darb_graph.h
+ * write it; unused lanes hold 0). Each kept weight's offset is decoded once
+ * and its value loaded once for the whole tile; its column's four inputs are
+ * one aligned 32-bit word, applied to four accumulators held in registers:
+ *
+ *   DSP cores (M4, M7, M33): SXTB16 twice and four SMLABB / SMLATB, 10
+ *     instructions per kept weight with the decode, 2.5 per multiply-add;
+ *   MVE (M55): one widening vector load and one VMLA by the scalar weight;
+ *   others (M0+, M3, host): four byte loads and four multiply-adds.
+ *
+ * So the index costs once per tile, not once per pixel, and the work falls
+ * with the pruning ratio. Offsets are decoded as darb_fc_s8 does (classes of
+ * one block size, power-of-two blocks from one 32-bit load, the general bit
+ * reader for the rest); the integers are the same (each pixel's products are
+ * added in darb_fc_s8's order). -DDARB_COMPACT keeps only the general loop.
+ */
+#include "darb.h"
+#include "darb_internal.h"
+
+/* DARB_TILE_MAC(A, WP, X): A[p] += *WP * X[p] for the tile's 4 lanes, WP advanced by one. */
+#if defined(DARB_HAVE_MVE)
+typedef int32x4_t darb_tile_acc;
+#define DARB_TILE_INIT(A, B) ((A) = vdupq_n_s32(B))
+#define DARB_TILE_MAC(A, WP, X) ((A) = vmlaq_n_s32((A), vldrbq_s32(X), (int32_t)*(WP)++))
+#define DARB_TILE_GET(A, V) vst1q_s32((V), (A))
+#elif defined(DARB_HAVE_DSP)
+typedef struct {
+    int32_t a0, a1, a2, a3;
+} darb_tile_acc;
+
+/* a word of the tile, as an assembly operand (so gcc picks the addressing mode) */
+typedef uint32_t __attribute__((may_alias)) darb_tile_word;
+
+#define DARB_TILE_INIT(A, B) ((A).a0 = (A).a1 = (A).a2 = (A).a3 = (B))
+/* One assembly step, so that gcc cannot hoist the loads of a whole unrolled
+ * group ahead and spill them: the weight (post-increment), the column's four
+ * inputs as one word, bytes 0 and 2 then 1 and 3 as int16 halves, and four
+ * 16 x 16 multiply-adds: 8 instructions. */
+#define DARB_TILE_MAC(A, WP, X)                                                                       \
+    do {                                                                                              \
+        int32_t w_;                                                                                   \
+        uint32_t v_;                                                                                  \
+        uint32_t e_;                                                                                  \
+        __asm__("ldrsb   %[w], [%[wp]], #1\n\t"                                                      \
+                "ldr     %[v], %[x]\n\t"                                                             \
+                "sxtb16  %[e], %[v]\n\t"                                                             \
+                "sxtb16  %[v], %[v], ror #8\n\t"                                                     \
+                "smlabb  %[a0], %[e], %[w], %[a0]\n\t"                                               \
+                "smlatb  %[a2], %[e], %[w], %[a2]\n\t"                                               \
+                "smlabb  %[a1], %[v], %[w], %[a1]\n\t"                                               \
+                "smlatb  %[a3], %[v], %[w], %[a3]"                                                   \
+                : [a0] "+r"((A).a0), [a1] "+r"((A).a1), [a2] "+r"((A).a2), [a3] "+r"((A).a3),        \
+                  [wp] "+r"(WP), [w] "=&r"(w_), [v] "=&r"(v_), [e] "=&r"(e_)                         \
+                : [x] "m"(*(const darb_tile_word *)(const void *)(X)));                               \
+    } while (0)
+#define DARB_TILE_GET(A, V) ((V)[0] = (A).a0, (V)[1] = (A).a1, (V)[2] = (A).a2, (V)[3] = (A).a3)
+#else
+typedef struct {
+    int32_t a0, a1, a2, a3;
+} darb_tile_acc;
+#define DARB_TILE_INIT(A, B) ((A).a0 = (A).a1 = (A).a2 = (A).a3 = (B))
+#define DARB_TILE_MAC(A, WP, X)                                                                       \
+    do {                                                                                              \
+        const int32_t w_ = *(WP)++;                                                                   \
+        const int8_t *x_ = (X);                                                                       \
+        (A).a0 += w_ * x_[0];                                                                         \
+        (A).a1 += w_ * x_[1];                                                                         \
+        (A).a2 += w_ * x_[2];                                                                         \
+        (A).a3 += w_ * x_[3];                                                                         \
+    } while (0)
+#define DARB_TILE_GET(A, V) ((V)[0] = (A).a0, (V)[1] = (A).a1, (V)[2] = (A).a2, (V)[3] = (A).a3)
+#endif
+
+#if DARB_TILE != 4
+#error "darb_fc_s8_tile is written for tiles of 4 pixels"
+#endif
+
+#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE)
+/* A row's output stage for the assembly below (a row that shifts right, no
+ * table): k = 2^30 + 2^(30 + right), the multiplier and right - 1 (per row),
+ * then output_offset, act_min and act_max twice (int16 halves, per call). */
+typedef struct {
+    uint32_t k_lo;
+    int32_t k_hi;
+    int32_t m;
+    uint32_t r1;
+    uint32_t offset2;
+    uint32_t min2;
+    uint32_t max2;
+} darb_tile_q;
+
+static inline uint32_t darb_tile_twice(int32_t v)
+{
+    return ((uint32_t)v & 0xFFFFu) | ((uint32_t)v << 16);
+}
+
+/* (x * m + k - (x < 0) * 2^31) >> 32 >> (right - 1) (darb_mm_out), saturated
+ * to int16; the offset and clamp below give the same bytes as on int32 */
+#define DARB_TILE_ASM_REQUANT(x)                     \
+    "ldrd   %[lo], %[hi], [%[q]]\n\t"              \
+    "and    %[t], %[" #x "], #0x80000000\n\t"       \
+    "subs   %[lo], %[lo], %[t]\n\t"                 \
+    "sbc    %[hi], %[hi], #0\n\t"                   \
+    "smlal  %[lo], %[hi], %[" #x "], %[m]\n\t"      \
+    "asr    %[" #x "], %[hi], %[r1]\n\t"            \
+    "ssat   %[" #x "], #16, %[" #x "]\n\t"
+
+/* The four outputs of a row: requantized one by one, pixels 0 and 1, 2 and
+ * 3 paired in int16 halves for the offset (QADD16) and the clamp (SSUB16
+ * sets the GE flags, SEL picks), stored as bytes rows apart: 52
+ * instructions, where the C below takes about twice as many. */
+#define DARB_TILE_ASM_OUTPUT                                                                          \
+    "ldr    %[m], [%[q], #8]\n\t"                                                                    \
+    "ldr    %[r1], [%[q], #12]\n\t" DARB_TILE_ASM_REQUANT(a0) DARB_TILE_ASM_REQUANT(a1)               \
+    DARB_TILE_ASM_REQUANT(a2) DARB_TILE_ASM_REQUANT(a3)                                              \
+    "pkhbt  %[a0], %[a0], %[a1], lsl #16\n\t"                                                        \
+    "pkhbt  %[a2], %[a2], %[a3], lsl #16\n\t"                                                        \
+    "ldr    %[t], [%[q], #16]\n\t"                                                                   \
+    "qadd16 %[a0], %[a0], %[t]\n\t"                                                                  \
+    "qadd16 %[a2], %[a2], %[t]\n\t"                                                                  \
+    "ldr    %[t], [%[q], #20]\n\t"                                                                   \
+    "ssub16 %[m], %[a0], %[t]\n\t"                                                                   \
+    "sel    %[a0], %[a0], %[t]\n\t"                                                                  \
+    "ssub16 %[m], %[a2], %[t]\n\t"                                                                   \
+    "sel    %[a2], %[a2], %[t]\n\t"                                                                  \
+    "ldr    %[t], [%[q], #24]\n\t"                                                                   \
+    "ssub16 %[m], %[t], %[a0]\n\t"                                                                   \
+    "sel    %[a0], %[a0], %[t]\n\t"                                                                  \
+    "ssub16 %[m], %[t], %[a2]\n\t"                                                                   \
+    "sel    %[a2], %[a2], %[t]\n\t"                                                                  \
+    "strb   %[a0], [%[o]]\n\t"                                                                       \
+    "lsr    %[a0], %[a0], #16\n\t"                                                                   \
+    "strb   %[a0], [%[o], %[rows]]\n\t"                                                              \
+    "add    %[t], %[o], %[rows], lsl #1\n\t"                                                         \
+    "strb   %[a2], [%[t]]\n\t"                                                                       \
+    "lsr    %[a2], %[a2], #16\n\t"                                                                   \
+    "strb   %[a2], [%[t], %[rows]]\n\t"
+
+/* the call's part of the assembly's constants, and whether it applies: no
+ * table and the bounds its int16 steps are exact within */
+static inline int darb_tile_q_init(const darb_quant_s8 *quant, darb_tile_q *tq)
+{
+    tq->offset2 = darb_tile_twice(quant->output_offset);
+    tq->min2 = darb_tile_twice(quant->act_min);
+    tq->max2 = darb_tile_twice(quant->act_max);
+    return quant->lut == 0 && quant->output_offset >= -256 && quant->output_offset <= 255 &&
+           quant->act_min >= -128 && quant->act_max <= 127;
+}
+#define DARB_TILE_FAST_POST 1
+#endif
+
+/* the outputs of one row for the tile's pixels: the row's requantization
+ * constants once, then one multiply-accumulate per output (darb_mm_out), or
+ * the assembly above for a full tile */
+static inline __attribute__((always_inline)) void darb_tile_out(darb_tile_acc acc, uint32_t row, uint32_t rows,
+                                                                uint32_t pixels, const darb_quant_s8 *quant,
+                                                                void *fast, int8_t *out)
+{
+    int32_t v[DARB_TILE];
+    const darb_mm_row q = darb_mm_row_of(quant, row);
+    const darb_mm_post post = darb_mm_post_of(quant);
+    uint32_t p;
+    out += row;
+#ifdef DARB_TILE_FAST_POST
+    if (fast != 0 && pixels == 4u && q.right != 0u) {
+        darb_tile_q *tq = (darb_tile_q *)fast;
+        int32_t a0 = acc.a0, a1 = acc.a1, a2 = acc.a2, a3 = acc.a3;
+        uint32_t lo, hi, t, m, r1;
+        tq->k_lo = q.k_lo;
+        tq->k_hi = q.k_hi;
+        tq->m = q.multiplier;
+        tq->r1 = q.right - 1u;
+        __asm__ volatile(DARB_TILE_ASM_OUTPUT
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [lo] "=&r"(lo),
+                           [hi] "=&r"(hi), [t] "=&r"(t), [m] "=&r"(m), [r1] "=&r"(r1)
+                         : [q] "r"(tq), [o] "r"(out), [rows] "r"(rows)
+                         : "cc", "memory");
+        return;
+    }
+#else
+    (void)fast;
+#endif
+    DARB_TILE_GET(acc, v);
+    for (p = 0; p < pixels; ++p) {
+        out[p * rows] = darb_mm_out(v[p], &q, &post);
+    }
+}
+
+#ifndef DARB_COMPACT
+/* One class whose block is 1 << BITS: GROUP blocks' offsets per 32-bit load,
+ * STEP bytes per load (0: the position is counted in bits), as in darb_fc_s8. */
+#define DARB_FC_S8_TILE_POW2(BITS, GROUP, STEP)                                                      \
+    static const int8_t *darb_fc_s8_tile_b##BITS(const int8_t *w, const uint8_t *src, uint32_t nblocks, \
+                                                 const uint16_t *rows, uint32_t n_rows, uint32_t n_out,  \
+                                                 const darb_quant_s8 *quant, void *fast,                \
+                                                 const int8_t *tile, uint32_t pixels, int8_t *out)      \
+    {                                                                                                 \
+        const uint32_t block = 1u << (BITS);                                                          \
+        const uint32_t mask = block - 1u;                                                             \
+        uint32_t pos = 0;                                                                             \
+        uint32_t i;                                                                                   \
+        for (i = 0; i < n_rows; ++i) {                                                                \
+            const uint32_t row = rows[i];                                                             \
+            const int8_t *x = tile; /* the current block's first column */                            \
+            const uint8_t *p = src + (pos >> 3);                                                      \
+            const uint32_t phase = pos & 7u;                                                          \
+            darb_tile_acc acc;                                                                        \
+            uint32_t k = nblocks;                                                                     \
+            uint32_t t;                                                                               \
+            uint32_t j;                                                                               \
+            DARB_TILE_INIT(acc, quant->bias[row]);                                                    \
+            for (; k >= (GROUP); k -= (GROUP)) {                                                      \
+                if ((STEP) != 0u) {                                                                   \
+                    t = darb_load32(p) >> phase;                                                      \
+                    p += (STEP);                                                                      \
+                } else {                                                                              \
+                    t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                  \
+                    pos += (GROUP) * (BITS);                                                          \
+                }                                                                                     \
+                _Pragma("GCC unroll 16")                                                              \
+                for (j = 0; j < (GROUP); ++j) {                                                       \
+                    DARB_TILE_MAC(acc, w, x + DARB_TILE * (j * block + ((t >> (j * (BITS))) & mask))); \
+                }                                                                                     \
+                x += DARB_TILE * (GROUP) * block;                                                     \
+            }                                                                                         \
+            if ((STEP) != 0u) {                                                                       \
+                pos = (uint32_t)(p - src) * 8u + phase;                                               \
+            }                                                                                         \
+            for (; k != 0u; --k) {                                                                    \
+                const uint32_t o = (darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask;              \
+                DARB_TILE_MAC(acc, w, x + DARB_TILE * o);                                             \
+                x += DARB_TILE * block;                                                               \
+                pos += (BITS);                                                                        \
+            }                                                                                         \
+            darb_tile_out(acc, row, n_out, pixels, quant, fast, out);                                       \
+        }                                                                                             \
+        return w;                                                                                     \
+    }
+
+DARB_FC_S8_TILE_POW2(1, 16, 2)
+DARB_FC_S8_TILE_POW2(2, 8, 2)
+DARB_FC_S8_TILE_POW2(3, 8, 3)
+DARB_FC_S8_TILE_POW2(4, 4, 2)
+DARB_FC_S8_TILE_POW2(5, 4, 0)
+DARB_FC_S8_TILE_POW2(6, 4, 3)
+DARB_FC_S8_TILE_POW2(7, 2, 0)
+DARB_FC_S8_TILE_POW2(8, 2, 2)
+DARB_FC_S8_TILE_POW2(9, 1, 0)
+
+typedef const int8_t *(*darb_fc_s8_tile_fn)(const int8_t *w, const uint8_t *src, uint32_t nblocks,
+                                            const uint16_t *rows, uint32_t n_rows, uint32_t n_out,
+                                            const darb_quant_s8 *quant, void *fast, const int8_t *tile,
+                                            uint32_t pixels, int8_t *out);
+
+static const darb_fc_s8_tile_fn darb_fc_s8_tile_pow2[10] = {
+    0, darb_fc_s8_tile_b1, darb_fc_s8_tile_b2, darb_fc_s8_tile_b3, darb_fc_s8_tile_b4, darb_fc_s8_tile_b5,
+    darb_fc_s8_tile_b6, darb_fc_s8_tile_b7, darb_fc_s8_tile_b8, darb_fc_s8_tile_b9,
+};
+#endif /* DARB_COMPACT */
+
+/* Any block size (1: a dense row, no offsets), with the general bit reader. */
+static const int8_t *darb_fc_s8_tile_class(const int8_t *w, const uint8_t *src, uint32_t block, uint32_t bits,
+                                           uint32_t nblocks, const uint16_t *rows, uint32_t n_rows,
+                                           uint32_t n_out, const darb_quant_s8 *quant, void *fast,
+                                           const int8_t *tile, uint32_t pixels, int8_t *out)
+{
+    darb_bit_reader reader;
+    uint32_t i;
+    darb_bits_init(&reader, src, bits);
+    for (i = 0; i < n_rows; ++i) {
+        const uint32_t row = rows[i];
+        darb_tile_acc acc;
+        uint32_t k;
+        uint32_t start = 0;
+        DARB_TILE_INIT(acc, quant->bias[row]);
+        for (k = 0; k < nblocks; ++k, start += block) {
+            const uint32_t o = bits != 0u ? darb_bits_next(&reader) : 0u;
+            DARB_TILE_MAC(acc, w, tile + DARB_TILE * (start + o));
+        }
+        darb_tile_out(acc, row, n_out, pixels, quant, fast, out);
+    }
+    return w;
+}
+
+void darb_fc_s8_tile(const darb_pattern *pattern, const int8_t *values, const darb_quant_s8 *quant,
+                     const int8_t *tile, uint32_t pixels, int8_t *out)
+{
+    const int8_t *w = values;
+    uint32_t visited = 0;
+    uint32_t c;
+    void *fast = 0;     /* the assembly output stage's constants, where it applies */
+#ifdef DARB_TILE_FAST_POST
+    darb_tile_q tq;
+    if (darb_tile_q_init(quant, &tq)) {
+        fast = &tq;
+    }
+#endif
+    for (c = 0; c < pattern->n_classes; ++c) {
+        const uint32_t block = pattern->class_block[c];
+        const uint32_t nblocks = (pattern->cols + block - 1u) / block;
+        const uint32_t bits = darb_offset_bits(block);
+        const uint32_t n_rows = pattern->class_rows[c];
+        const uint16_t *rows = pattern->row_order + visited;
+        /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
+        const uint8_t *src = bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets;
+#ifndef DARB_COMPACT
+        if (bits >= 1u && bits <= 9u && block == (1u << bits)) {
+            w = darb_fc_s8_tile_pow2[bits](w, src, nblocks, rows, n_rows, pattern->rows, quant, fast, tile,
+                                           pixels, out);
+            visited += n_rows;
+            continue;
+        }
+#endif
+        w = darb_fc_s8_tile_class(w, src, block, bits, nblocks, rows, n_rows, pattern->rows, quant, fast, tile,
+                                  pixels, out);
+        visited += n_rows;
+    }
+}
