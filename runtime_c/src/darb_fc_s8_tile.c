@@ -12,7 +12,9 @@
  *
  *   DSP cores (M4, M7, M33): SXTB16 twice and four SMLABB / SMLATB, 10
  *     instructions per kept weight with the decode, 2.5 per multiply-add;
- *   MVE (M55): one widening vector load and one VMLA by the scalar weight;
+ *   MVE (M55): four kept weights per vector step, their offsets decoded as a
+ *     vector, one gather load and one VMLADAVA per pixel (14 instructions for
+ *     16 multiply-adds);
  *   others (M0+, M3, host): four byte loads and four multiply-adds.
  *
  * So the index costs once per tile, not once per pixel, and the work falls
@@ -25,12 +27,7 @@
 #include "darb_internal.h"
 
 /* DARB_TILE_MAC(A, WP, X): A[p] += *WP * X[p] for the tile's 4 lanes, WP advanced by one. */
-#if defined(DARB_HAVE_MVE)
-typedef int32x4_t darb_tile_acc;
-#define DARB_TILE_INIT(A, B) ((A) = vdupq_n_s32(B))
-#define DARB_TILE_MAC(A, WP, X) ((A) = vmlaq_n_s32((A), vldrbq_s32(X), (int32_t)*(WP)++))
-#define DARB_TILE_GET(A, V) vst1q_s32((V), (A))
-#elif defined(DARB_HAVE_DSP)
+#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE)
 typedef struct {
     int32_t a0, a1, a2, a3;
 } darb_tile_acc;
@@ -82,7 +79,7 @@ typedef struct {
 #error "darb_fc_s8_tile is written for tiles of 4 pixels"
 #endif
 
-#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE)
+#if defined(DARB_HAVE_DSP)
 /* A row's output stage for the assembly below (a row that shifts right, no
  * table): k = 2^30 + 2^(30 + right), the multiplier and right - 1 (per row),
  * then output_offset, act_min and act_max twice (int16 halves, per call). */
@@ -254,6 +251,84 @@ DARB_FC_S8_TILE_POW2(7, 2, 0)
 DARB_FC_S8_TILE_POW2(8, 2, 2)
 DARB_FC_S8_TILE_POW2(9, 1, 0)
 
+#ifdef DARB_HAVE_MVE
+/* MVE (Cortex-M55): four kept weights per vector step. Their offsets come out
+ * of the 32-bit offset load as a vector (duplicate, shift lane by lane, mask,
+ * plus 0, b, 2b, 3b, times 4 for the tile's lanes); per pixel one gather
+ * load fetches the four inputs and VMLADAVA adds the four products to the
+ * pixel's accumulator: 14 instructions for 16 multiply-adds. GROUP (a
+ * multiple of 4) blocks per offset load, as in darb_fc_s8's MVE loops. */
+#define DARB_FC_S8_TILE_MVE(BITS, GROUP, STEP)                                                       \
+    static const int8_t *darb_fc_s8_tile_mve_b##BITS(const int8_t *w, const uint8_t *src, uint32_t nblocks, \
+                                                     const uint16_t *rows, uint32_t n_rows, uint32_t n_out, \
+                                                     const darb_quant_s8 *quant, void *fast,            \
+                                                     const int8_t *tile, uint32_t pixels, int8_t *out)  \
+    {                                                                                                 \
+        const uint32_t block = 1u << (BITS);                                                          \
+        const uint32_t mask = block - 1u;                                                             \
+        const int32_t shift_lanes[4] = { 0, -(BITS), -2 * (BITS), -3 * (BITS) };                      \
+        const uint32_t block_lanes[4] = { 0u, block, 2u * block, 3u * block };                        \
+        const int32x4_t shifts = vld1q_s32(shift_lanes);                                              \
+        const uint32x4_t starts = vld1q_u32(block_lanes);                                             \
+        const uint32x4_t masks = vdupq_n_u32(mask);                                                   \
+        uint32_t pos = 0;                                                                             \
+        uint32_t i;                                                                                   \
+        for (i = 0; i < n_rows; ++i) {                                                                \
+            const uint32_t row = rows[i];                                                             \
+            const int8_t *x = tile; /* the current block's first column */                            \
+            const uint8_t *p = src + (pos >> 3);                                                      \
+            const uint32_t phase = pos & 7u;                                                          \
+            darb_tile_acc acc;                                                                        \
+            uint32_t k = nblocks;                                                                     \
+            uint32_t t;                                                                               \
+            uint32_t v;                                                                               \
+            DARB_TILE_INIT(acc, quant->bias[row]);                                                    \
+            for (; k >= (GROUP); k -= (GROUP)) {                                                      \
+                if ((STEP) != 0u) {                                                                   \
+                    t = darb_load32(p) >> phase;                                                      \
+                    p += (STEP);                                                                      \
+                } else {                                                                              \
+                    t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                  \
+                    pos += (GROUP) * (BITS);                                                          \
+                }                                                                                     \
+                _Pragma("GCC unroll 8")                                                               \
+                for (v = 0; v < (GROUP) / 4u; ++v) {                                                  \
+                    const uint32x4_t o = vshlq_n_u32(                                                 \
+                        vaddq_u32(vandq_u32(vshlq_u32(vdupq_n_u32(t >> (4u * v * (BITS))), shifts), masks), \
+                                  starts), 2);                                                        \
+                    const int8_t *xv = x + DARB_TILE * 4u * v * block;                                \
+                    const int32x4_t wv = vldrbq_s32(w);                                               \
+                    w += 4;                                                                           \
+                    acc.a0 = vmladavaq_s32(acc.a0, vldrbq_gather_offset_s32(xv, o), wv);              \
+                    acc.a1 = vmladavaq_s32(acc.a1, vldrbq_gather_offset_s32(xv + 1, o), wv);          \
+                    acc.a2 = vmladavaq_s32(acc.a2, vldrbq_gather_offset_s32(xv + 2, o), wv);          \
+                    acc.a3 = vmladavaq_s32(acc.a3, vldrbq_gather_offset_s32(xv + 3, o), wv);          \
+                }                                                                                     \
+                x += DARB_TILE * (GROUP) * block;                                                     \
+            }                                                                                         \
+            if ((STEP) != 0u) {                                                                       \
+                pos = (uint32_t)(p - src) * 8u + phase;                                               \
+            }                                                                                         \
+            for (; k != 0u; --k) {                                                                    \
+                const uint32_t o = (darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask;              \
+                DARB_TILE_MAC(acc, w, x + DARB_TILE * o);                                             \
+                x += DARB_TILE * block;                                                               \
+                pos += (BITS);                                                                        \
+            }                                                                                         \
+            darb_tile_out(acc, row, n_out, pixels, quant, fast, out);                                 \
+        }                                                                                             \
+        return w;                                                                                     \
+    }
+
+DARB_FC_S8_TILE_MVE(1, 16, 2)
+DARB_FC_S8_TILE_MVE(2, 8, 2)
+DARB_FC_S8_TILE_MVE(3, 8, 3)
+DARB_FC_S8_TILE_MVE(4, 4, 2)
+DARB_FC_S8_TILE_MVE(5, 4, 0)
+DARB_FC_S8_TILE_MVE(6, 4, 3)
+DARB_FC_S8_TILE_MVE(8, 4, 4)
+#endif
+
 typedef const int8_t *(*darb_fc_s8_tile_fn)(const int8_t *w, const uint8_t *src, uint32_t nblocks,
                                             const uint16_t *rows, uint32_t n_rows, uint32_t n_out,
                                             const darb_quant_s8 *quant, void *fast, const int8_t *tile,
@@ -263,6 +338,13 @@ static const darb_fc_s8_tile_fn darb_fc_s8_tile_pow2[10] = {
     0, darb_fc_s8_tile_b1, darb_fc_s8_tile_b2, darb_fc_s8_tile_b3, darb_fc_s8_tile_b4, darb_fc_s8_tile_b5,
     darb_fc_s8_tile_b6, darb_fc_s8_tile_b7, darb_fc_s8_tile_b8, darb_fc_s8_tile_b9,
 };
+
+#ifdef DARB_HAVE_MVE
+static const darb_fc_s8_tile_fn darb_fc_s8_tile_mve[9] = {
+    0, darb_fc_s8_tile_mve_b1, darb_fc_s8_tile_mve_b2, darb_fc_s8_tile_mve_b3, darb_fc_s8_tile_mve_b4,
+    darb_fc_s8_tile_mve_b5, darb_fc_s8_tile_mve_b6, 0, darb_fc_s8_tile_mve_b8,
+};
+#endif
 #endif /* DARB_COMPACT */
 
 /* Any block size (1: a dense row, no offsets), with the general bit reader. */
@@ -310,6 +392,14 @@ void darb_fc_s8_tile(const darb_pattern *pattern, const int8_t *values, const da
         const uint16_t *rows = pattern->row_order + visited;
         /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
         const uint8_t *src = bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets;
+#if defined(DARB_HAVE_MVE) && !defined(DARB_COMPACT)
+        if (bits >= 1u && bits <= 8u && darb_fc_s8_tile_mve[bits] != 0 && block == (1u << bits)) {
+            w = darb_fc_s8_tile_mve[bits](w, src, nblocks, rows, n_rows, pattern->rows, quant, fast, tile, pixels,
+                                          out);
+            visited += n_rows;
+            continue;
+        }
+#endif
 #ifndef DARB_COMPACT
         if (bits >= 1u && bits <= 9u && block == (1u << bits)) {
             w = darb_fc_s8_tile_pow2[bits](w, src, nblocks, rows, n_rows, pattern->rows, quant, fast, tile,
