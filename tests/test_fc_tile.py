@@ -29,7 +29,7 @@ from darbgen.formats import encode
 from darbgen.resources import runtime_c_dir
 from darbgen.toolchain import cortex_m, host
 from darbgen.verify import _run_harness, _run_target
-from test_mm_s8 import GUARD, SENTINEL, check, make_case
+from test_mm_s8 import GUARD, SENTINEL, check, make_case, scale_arrays, shared_scale
 
 TILE = 4
 
@@ -74,6 +74,9 @@ def tile_cases(seed=0):
         cases.append(make_tile_case(rng, rows, cols, pixels, (2, 4, 8), extreme=True))
         cases.append(make_tile_case(rng, rows, cols, pixels, (2, 4, 8), extreme=True, lut=lut))
     cases.append(make_tile_case(rng, 6, 24, 9, (4,), in_stride=0))        # every pixel the same vector
+    for rows, cols, pixels in ((9, 64, 8), (5, 100, 3)):                   # one multiplier and shift for all rows
+        c = make_tile_case(rng, rows, cols, pixels, (2, 4, 8), clamp=(-128, 127))
+        cases.append(shared_scale(c))
     cases.append(make_tile_case(rng, 4, 24, 0, (4,)))                     # no pixels: nothing written
     return cases
 
@@ -162,10 +165,11 @@ def c_source(cases, per_pixel=()):
                                  ("class_block", "uint16_t", a["class_block"]),
                                  ("class_rows", "uint16_t", a["class_rows"]),
                                  ("class_start", "uint32_t", a["class_start"]),
-                                 ("row_order", "uint16_t", a["row_order"]), ("bias", "int32_t", c.bias),
-                                 ("mul", "int32_t", c.multiplier), ("shift", "int8_t", c.shift)):
+                                 ("row_order", "uint16_t", a["row_order"]), ("bias", "int32_t", c.bias)):
             src += [f"static const {ctype} c{i}_{name}[{arr.size}] = {{", c_initializer(np.asarray(arr), ctype),
                     "};"]
+        scale_src, mask = scale_arrays(i, c)
+        src += scale_src
         lut = "0"
         if c.lut is not None:
             src += [f"static const int8_t c{i}_lut[256] = {{", c_initializer(c.lut, "int8_t"), "};"]
@@ -173,7 +177,7 @@ def c_source(cases, per_pixel=()):
         src += [f"static const darb_pattern c{i}_pattern = {{ {c.rows}u, {c.cols}u, {a['class_block'].size}u, "
                 f"c{i}_class_block, c{i}_class_rows, c{i}_class_start, c{i}_row_order, c{i}_offsets }};",
                 f"static const darb_quant_s8 c{i}_quant = {{ c{i}_bias, c{i}_mul, c{i}_shift, {c.output_offset}, "
-                f"{c.act_min}, {c.act_max}, {lut} }};",
+                f"{c.act_min}, {c.act_max}, {lut}, {mask} }};",
                 f"static const tile_case c{i} = {{ &c{i}_pattern, c{i}_values, &c{i}_quant, {c.in_off}u, "
                 f"{c.pixels}u, {c.in_stride}u, {c.in_bytes}u, {c.out_bytes}u }};",
                 f"static void c{i}_run(const void *in, void *out) {{ tile_call(&c{i}, in, out); }}"]

@@ -123,6 +123,26 @@ def make_case(rng, rows, cols, pixels, in_stride=None, extreme=False, n_random=2
     return case
 
 
+def shared_scale(c):
+    """The case with row 0's multiplier and shift on every row (the bias keeps every row's accumulator in range:
+    the shift only moves right, or left no more than row 0's did)."""
+    c.multiplier = np.full(c.rows, c.multiplier[0], np.int32)
+    c.shift = np.full(c.rows, min(int(c.shift[0]), 0), np.int8)
+    return c
+
+
+def is_shared(c):
+    return c.rows > 1 and np.all(c.multiplier == c.multiplier[0]) and np.all(c.shift == c.shift[0])
+
+
+def scale_arrays(i, c):
+    """The C arrays of a case's multipliers and shifts, and its scale_mask: one pair when the rows share it."""
+    n = 1 if is_shared(c) else c.rows
+    return ([f"static const int32_t c{i}_mul[{n}] = {{", c_initializer(c.multiplier[:n], "int32_t"), "};",
+             f"static const int8_t c{i}_shift[{n}] = {{", c_initializer(c.shift[:n], "int8_t"), "};"],
+            "DARB_SCALE_SHARED" if n == 1 and c.rows > 1 else "DARB_SCALE_PER_ROW")
+
+
 def edge_cases(seed=0):
     """Every small shape (odd rows, odd pixels, each column tail), large and
     strided ones, and the extremes."""
@@ -159,6 +179,9 @@ def edge_cases(seed=0):
     for rows, cols in ((4, 16), (5, 17), (7, 64), (8, 3), (11, 100), (13, 33), (64, 640)):
         cases.append(make_case(rng, rows, cols, 1))
     cases.append(make_case(rng, 9, 48, 1, extreme=True))
+    # one multiplier and shift for every row (a per-tensor layer: DARB_SCALE_SHARED), on each path
+    for rows, cols, pixels in ((7, 40, 1), (8, 64, 5), (5, 33, 9), (70, 20, 3)):
+        cases.append(shared_scale(make_case(rng, rows, cols, pixels, clamp=(-128, 127))))
     for rows in (8, 7):                 # halves at every shift: rounding away from zero, both signs
         c = make_case(rng, rows, 16, 5, n_random=4)
         c.weight = rng.integers(-1, 2, (rows, 16)).astype(np.int8)
@@ -237,16 +260,16 @@ def c_source(cases, per_pixel=()):
     for i, c in enumerate(cases):
         w = np.concatenate([np.zeros(c.w_off, np.int8), c.weight.ravel()])
         src += [f"static const int8_t c{i}_w[{w.size}] = {{", c_initializer(w, "int8_t"), "};",
-                f"static const int32_t c{i}_bias[{c.rows}] = {{", c_initializer(c.bias, "int32_t"), "};",
-                f"static const int32_t c{i}_mul[{c.rows}] = {{", c_initializer(c.multiplier, "int32_t"), "};",
-                f"static const int8_t c{i}_shift[{c.rows}] = {{", c_initializer(c.shift, "int8_t"), "};"]
+                f"static const int32_t c{i}_bias[{c.rows}] = {{", c_initializer(c.bias, "int32_t"), "};"]
+        scale_src, mask = scale_arrays(i, c)
+        src += scale_src
         lut = "0"
         if c.lut is not None:
             src += [f"static const int8_t c{i}_lut[256] = {{", c_initializer(c.lut, "int8_t"), "};"]
             lut = f"c{i}_lut"
         src += [f"static const darb_dense_shape c{i}_shape = {{ {c.rows}u, {c.cols}u }};",
                 f"static const darb_quant_s8 c{i}_quant = {{ c{i}_bias, c{i}_mul, c{i}_shift, {c.output_offset}, "
-                f"{c.act_min}, {c.act_max}, {lut} }};",
+                f"{c.act_min}, {c.act_max}, {lut}, {mask} }};",
                 f"static const mm_case c{i} = {{ &c{i}_shape, c{i}_w + {c.w_off}, &c{i}_quant, {c.in_off}u, "
                 f"{c.pixels}u, {c.in_stride}u, {c.in_bytes}u, {c.out_bytes}u }};",
                 f"static void c{i}_run(const void *in, void *out) {{ mm_call(&c{i}, in, out); }}"]

@@ -140,7 +140,7 @@ def _bsr(core, layer, calib, shape, ratio):
                                                                                   ctype), "};"]
     src += [f"static const darb_bsr4_pattern bench_pattern = {{ {layer.rows // 4}u, bench_row_ptr, bench_col_idx }};",
             f"static const darb_quant_s8 bench_quant = {{ bench_bias, bench_multiplier, bench_shift, "
-            f"{q.output_offset}, {q.act_min}, {q.act_max}, 0 }};",
+            f"{q.output_offset}, {q.act_min}, {q.act_max}, 0, DARB_SCALE_PER_ROW }};",
             "static void bench_bsr_run(const void *in, void *out)", "{",
             "    darb_bsr4_fc_s8(&bench_pattern, bench_values, &bench_quant, (const int8_t *)in, (int8_t *)out);",
             "}", "",

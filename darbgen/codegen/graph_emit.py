@@ -159,9 +159,13 @@ class GraphEmitter:
         pointwise = (w.kh == w.kw == 1 and w.stride_h == w.stride_w == 1 and w.pad_top == w.pad_left == 0
                      and w.pad_bottom == w.pad_right == 0)
         if self.batched(p, kernel):
+            if self._strided_1x1(node, p, msym, "pixels"):
+                return
             self._conv_batched(node, p, sym, msym, pointwise)
             return
         if self.tiled(p, kernel):
+            if self._strided_1x1(node, p, msym, "tile"):
+                return
             self._conv_tiled(node, p, sym, msym, pointwise)
             return
         if pointwise:
@@ -191,6 +195,37 @@ class GraphEmitter:
                 f"    }}")
         self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
         self.function(node, body)
+
+    def _strided_1x1(self, node, p, msym, how):
+        """A 1x1 convolution with a stride above 1 and no padding (a residual network's shortcut): each output
+        row's pixels are input pixels a constant stride apart, read in place, one output row per call
+        (``how`` "pixels": darb_mm_s8; "tile": tiles of 4 for darb_fc_s8_tile). False if not such a layer."""
+        w = p.window
+        if not (w.kh == w.kw == 1 and (w.stride_h, w.stride_w) != (1, 1) and
+                w.pad_top == w.pad_left == w.pad_bottom == w.pad_right == 0):
+            return False
+        oc = p.q.layer.rows
+        c = w.in_c
+        row_in = f"in + oy * {w.stride_h * w.in_w * c}u"
+        if how == "pixels":
+            body = (f"    uint32_t oy;\n"
+                    f"    for (oy = 0; oy < {w.out_h}u; ++oy) {{\n"
+                    f"        {msym}_run_pixels({row_in}, {w.out_w}u, {w.stride_w * c}u, out + oy * {w.out_w * oc}u);\n"
+                    f"    }}")
+        else:
+            tile = f"{self.prefix}_patch_s8"
+            self.scratch["int8"] = max(self.scratch["int8"], 4 * c)
+            self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
+            body = (f"    uint32_t oy, ox;\n"
+                    f"    for (oy = 0; oy < {w.out_h}u; ++oy) {{\n"
+                    f"        for (ox = 0; ox < {w.out_w}u; ox += 4u) {{\n"
+                    f"            const uint32_t n = ox + 4u <= {w.out_w}u ? 4u : {w.out_w}u - ox;\n"
+                    f"            darb_tile_s8({row_in} + ox * {w.stride_w * c}u, n, {w.stride_w * c}u, {c}u, {tile});\n"
+                    f"            {msym}_run_tile({tile}, n, out + (oy * {w.out_w}u + ox) * {oc}u);\n"
+                    f"        }}\n"
+                    f"    }}")
+        self.function(node, body)
+        return True
 
     def _conv_tiled(self, node, p, sym, msym, pointwise):
         """A pruned int8 convolution, 4 output pixels per tile: their patches interleaved in one scratch

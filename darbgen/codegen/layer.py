@@ -34,13 +34,29 @@ def values_dtype(q):
     return np.float32 if q.dtype == "float32" else np.int8
 
 
+def shared_scale(q):
+    """True when an int8 layer's rows all have the same multiplier and shift (per-tensor quantization): the C
+    stores the pair once (darb_quant_s8.scale_mask = DARB_SCALE_SHARED)."""
+    if q.dtype != "int8":
+        return False
+    m, s = np.asarray(q.multiplier), np.asarray(q.shift)
+    return m.size > 1 and bool(np.all(m == m[0])) and bool(np.all(s == s[0]))
+
+
+def scale_mask(q):
+    """The C initializer of darb_quant_s8.scale_mask for ``q``."""
+    return "DARB_SCALE_SHARED" if shared_scale(q) else "DARB_SCALE_PER_ROW"
+
+
 def param_arrays(q, sym):
-    """Bias and (int types) the requantization multipliers, shifts and activation table."""
+    """Bias and (int types) the requantization multipliers, shifts and activation table; one multiplier and
+    shift for an int8 layer whose rows share them (:func:`shared_scale`)."""
     bias_t = BIAS_CTYPE[q.dtype]
     arrays = [CArray(f"{sym}_bias", bias_t, np.asarray(q.bias), "params")]
     if q.dtype != "float32":
-        arrays.append(CArray(f"{sym}_multiplier", "int32_t", q.multiplier, "params"))
-        arrays.append(CArray(f"{sym}_shift", "int8_t", q.shift, "params"))
+        n = 1 if shared_scale(q) else None
+        arrays.append(CArray(f"{sym}_multiplier", "int32_t", np.asarray(q.multiplier)[:n], "params"))
+        arrays.append(CArray(f"{sym}_shift", "int8_t", np.asarray(q.shift)[:n], "params"))
         if q.lut is not None:
             arrays.append(CArray(f"{sym}_lut", CTYPES[q.dtype][0], q.lut, "params"))
     return arrays
@@ -176,6 +192,7 @@ def layer_context(q, sym, kernel, prefix, geometry=None, description=None):
         "runtime_call": {"packed": f"darb_{op}_{sfx}", "csr": f"darb_csr_{op}_{sfx}",
                          "dense": f"darb_dense_{op}_{sfx}", "unrolled": None}[kernel],
         "conv": conv, "description": description or f"dense {layer.rows} x {layer.cols}",
+        "scale_mask": scale_mask(q),
     }
     return ctx, arrays
 

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from ..codegen.cformat import BIAS_CTYPE, CArray, CTYPES, SUFFIX
-from ..codegen.layer import ACTIVATION_ENUM, geometry_fields, param_arrays, quant_macros
+from ..codegen.layer import ACTIVATION_ENUM, geometry_fields, param_arrays, quant_macros, scale_mask
 from ..graph import DepthwiseOp
 from ..math_f32 import QUIET, activate_f32
 from ..activations import activate_f64
@@ -104,7 +104,8 @@ class DepthwiseKind(LayerKind):
                "ref": lambda name: f"{sym}_{name}" if f"{sym}_{name}" in names else "0",
                "in_t": CTYPES[q.dtype][0], "sfx": SUFFIX[q.dtype], "acc_t": BIAS_CTYPE[q.dtype],
                "macros": quant_macros(q), "header": f"{sym}.h", "fields": geometry_fields(op, pad),
-               "activation_enum": ACTIVATION_ENUM[op.activation], "description": description}
+               "activation_enum": ACTIVATION_ENUM[op.activation], "description": description,
+               "scale_mask": scale_mask(q)}
         e.render("depthwise", sym, ctx)
         return e.layer(q, sym, "depthwise", arrays, f"{description}, {op.activation}")
 

@@ -59,13 +59,21 @@ typedef enum {
 /* Output stage of an int8 layer: requantization, zero point, clamp, table. */
 typedef struct {
     const int32_t *bias;        /* [rows] int32, input zero point folded in */
-    const int32_t *multiplier;  /* [rows] Q31 fixed-point multiplier, >= 0 */
-    const int8_t *shift;        /* [rows] power-of-two exponent, -31..30 */
+    const int32_t *multiplier;  /* [rows] Q31 fixed-point multiplier, >= 0 (or [1], see scale_mask) */
+    const int8_t *shift;        /* [rows] power-of-two exponent, -31..30 (or [1]) */
     int32_t output_offset;      /* output (or pre-table) zero point */
     int32_t act_min;            /* clamp bounds, within -128..127 */
     int32_t act_max;
     const int8_t *lut;          /* NULL, or 256 entries indexed by value + 128 */
+    /* row r's multiplier and shift are at index r & scale_mask: 0xFFFFFFFF
+     * (DARB_SCALE_PER_ROW) when each row has its own, 0 (DARB_SCALE_SHARED)
+     * when one pair serves every row (a per-tensor quantized layer stores 5
+     * bytes instead of 5 per row) */
+    uint32_t scale_mask;
 } darb_quant_s8;
+
+#define DARB_SCALE_PER_ROW 0xFFFFFFFFu
+#define DARB_SCALE_SHARED 0u
 
 /* Output stage of an int16 (16x8) layer; zero points are 0. */
 typedef struct {
@@ -305,7 +313,8 @@ static inline int32_t darb_requantize_fast(int32_t x, int32_t multiplier, int32_
 /* darb_output_s8 for kernels to inline: requantize, zero point, clamp, table. */
 static inline int8_t darb_output_s8_fast(int32_t acc, uint32_t row, const darb_quant_s8 *quant)
 {
-    int32_t v = darb_requantize_fast(acc, quant->multiplier[row], quant->shift[row]) + quant->output_offset;
+    const uint32_t s = row & quant->scale_mask;
+    int32_t v = darb_requantize_fast(acc, quant->multiplier[s], quant->shift[s]) + quant->output_offset;
     v = v < quant->act_min ? quant->act_min : v;
     v = v > quant->act_max ? quant->act_max : v;
     if (quant->lut != 0) {

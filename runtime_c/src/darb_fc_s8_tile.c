@@ -58,6 +58,45 @@ typedef uint32_t __attribute__((may_alias)) darb_tile_word;
                 : [x] "m"(*(const darb_tile_word *)(const void *)(X)));                               \
     } while (0)
 #define DARB_TILE_GET(A, V) ((V)[0] = (A).a0, (V)[1] = (A).a1, (V)[2] = (A).a2, (V)[3] = (A).a3)
+
+/* Block J of a group whose offsets are the bits of T (BITS each) and whose
+ * first block's tile columns start at X, all in one assembly step with the
+ * offset's field and the block's distance as immediates: 10 instructions,
+ * where gcc's decode between DARB_TILE_MAC steps spilled registers. */
+#define DARB_TILE_STEP(J, BITS, A, WP, T, X)                                                          \
+    do {                                                                                              \
+        int32_t w_;                                                                                   \
+        uint32_t v_;                                                                                  \
+        uint32_t e_;                                                                                  \
+        uint32_t o_;                                                                                  \
+        __asm__("ubfx    %[o], %[t], #((" #J ") * (" #BITS ")), #(" #BITS ")\n\t"                    \
+                "add     %[o], %[x], %[o], lsl #2\n\t"                                              \
+                "ldrsb   %[w], [%[wp]], #1\n\t"                                                     \
+                "ldr     %[v], [%[o], #((" #J ") * 4 * (1 << (" #BITS ")))]\n\t"                     \
+                "sxtb16  %[e], %[v]\n\t"                                                            \
+                "sxtb16  %[v], %[v], ror #8\n\t"                                                    \
+                "smlabb  %[a0], %[e], %[w], %[a0]\n\t"                                              \
+                "smlatb  %[a2], %[e], %[w], %[a2]\n\t"                                              \
+                "smlabb  %[a1], %[v], %[w], %[a1]\n\t"                                              \
+                "smlatb  %[a3], %[v], %[w], %[a3]"                                                  \
+                : [a0] "+r"((A).a0), [a1] "+r"((A).a1), [a2] "+r"((A).a2), [a3] "+r"((A).a3),       \
+                  [wp] "+r"(WP), [w] "=&r"(w_), [v] "=&r"(v_), [e] "=&r"(e_), [o] "=&r"(o_)         \
+                : [t] "r"(T), [x] "r"(X), "m"(*(const darb_tile_word(*)[1 << 12])(const void *)(X))); \
+    } while (0)
+#define DARB_TILE_G1(B, A, WP, T, X) DARB_TILE_STEP(0, B, A, WP, T, X)
+#define DARB_TILE_G2(B, A, WP, T, X) DARB_TILE_G1(B, A, WP, T, X); DARB_TILE_STEP(1, B, A, WP, T, X)
+#define DARB_TILE_G4(B, A, WP, T, X)                                                                  \
+    DARB_TILE_G2(B, A, WP, T, X); DARB_TILE_STEP(2, B, A, WP, T, X); DARB_TILE_STEP(3, B, A, WP, T, X)
+#define DARB_TILE_G8(B, A, WP, T, X)                                                                  \
+    DARB_TILE_G4(B, A, WP, T, X); DARB_TILE_STEP(4, B, A, WP, T, X); DARB_TILE_STEP(5, B, A, WP, T, X); \
+    DARB_TILE_STEP(6, B, A, WP, T, X); DARB_TILE_STEP(7, B, A, WP, T, X)
+#define DARB_TILE_G16(B, A, WP, T, X)                                                                 \
+    DARB_TILE_G8(B, A, WP, T, X); DARB_TILE_STEP(8, B, A, WP, T, X); DARB_TILE_STEP(9, B, A, WP, T, X); \
+    DARB_TILE_STEP(10, B, A, WP, T, X); DARB_TILE_STEP(11, B, A, WP, T, X);                          \
+    DARB_TILE_STEP(12, B, A, WP, T, X); DARB_TILE_STEP(13, B, A, WP, T, X);                          \
+    DARB_TILE_STEP(14, B, A, WP, T, X); DARB_TILE_STEP(15, B, A, WP, T, X)
+/* a whole group of GROUP blocks */
+#define DARB_TILE_GROUP(GROUP, BITS, A, WP, T, X) DARB_TILE_G##GROUP(BITS, A, WP, T, X)
 #else
 typedef struct {
     int32_t a0, a1, a2, a3;
@@ -74,6 +113,19 @@ typedef struct {
     } while (0)
 #define DARB_TILE_GET(A, V) ((V)[0] = (A).a0, (V)[1] = (A).a1, (V)[2] = (A).a2, (V)[3] = (A).a3)
 #endif
+
+#ifndef DARB_TILE_GROUP
+/* a whole group of GROUP blocks, a loop of DARB_TILE_MAC */
+#define DARB_TILE_GROUP(GROUP, BITS, A, WP, T, X)                                                     \
+    do {                                                                                              \
+        uint32_t j_;                                                                                  \
+        _Pragma("GCC unroll 16")                                                                      \
+        for (j_ = 0; j_ < (GROUP); ++j_) {                                                            \
+            DARB_TILE_MAC(A, WP, (X) + DARB_TILE * (j_ * (1u << (BITS)) + (((T) >> (j_ * (BITS))) & ((1u << (BITS)) - 1u)))); \
+        }                                                                                             \
+    } while (0)
+#endif
+#define DARB_TILE_GROUP_STEPS(GROUP, BITS, A, WP, T, X, BLOCK, MASK) DARB_TILE_GROUP(GROUP, BITS, A, WP, T, X)
 
 #if DARB_TILE != 4
 #error "darb_fc_s8_tile is written for tiles of 4 pixels"
@@ -211,7 +263,6 @@ static inline __attribute__((always_inline)) void darb_tile_out(darb_tile_acc ac
             darb_tile_acc acc;                                                                        \
             uint32_t k = nblocks;                                                                     \
             uint32_t t;                                                                               \
-            uint32_t j;                                                                               \
             DARB_TILE_INIT(acc, quant->bias[row]);                                                    \
             for (; k >= (GROUP); k -= (GROUP)) {                                                      \
                 if ((STEP) != 0u) {                                                                   \
@@ -221,20 +272,21 @@ static inline __attribute__((always_inline)) void darb_tile_out(darb_tile_acc ac
                     t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                  \
                     pos += (GROUP) * (BITS);                                                          \
                 }                                                                                     \
-                _Pragma("GCC unroll 16")                                                              \
-                for (j = 0; j < (GROUP); ++j) {                                                       \
-                    DARB_TILE_MAC(acc, w, x + DARB_TILE * (j * block + ((t >> (j * (BITS))) & mask))); \
-                }                                                                                     \
+                DARB_TILE_GROUP_STEPS(GROUP, BITS, acc, w, t, x, block, mask);                         \
                 x += DARB_TILE * (GROUP) * block;                                                     \
             }                                                                                         \
             if ((STEP) != 0u) {                                                                       \
                 pos = (uint32_t)(p - src) * 8u + phase;                                               \
             }                                                                                         \
-            for (; k != 0u; --k) {                                                                    \
-                const uint32_t o = (darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask;              \
-                DARB_TILE_MAC(acc, w, x + DARB_TILE * o);                                             \
-                x += DARB_TILE * block;                                                               \
-                pos += (BITS);                                                                        \
+            if (k != 0u) {                                                                            \
+                /* fewer than GROUP blocks: their offsets from one more load */                       \
+                t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                      \
+                pos += k * (BITS);                                                                    \
+                for (; k != 0u; --k) {                                                                \
+                    DARB_TILE_MAC(acc, w, x + DARB_TILE * (t & mask));                                \
+                    t >>= (BITS);                                                                     \
+                    x += DARB_TILE * block;                                                           \
+                }                                                                                     \
             }                                                                                         \
             darb_tile_out(acc, row, n_out, pixels, quant, fast, out);                                       \
         }                                                                                             \
@@ -309,11 +361,15 @@ DARB_FC_S8_TILE_POW2(9, 1, 0)
             if ((STEP) != 0u) {                                                                       \
                 pos = (uint32_t)(p - src) * 8u + phase;                                               \
             }                                                                                         \
-            for (; k != 0u; --k) {                                                                    \
-                const uint32_t o = (darb_load32(src + (pos >> 3)) >> (pos & 7u)) & mask;              \
-                DARB_TILE_MAC(acc, w, x + DARB_TILE * o);                                             \
-                x += DARB_TILE * block;                                                               \
-                pos += (BITS);                                                                        \
+            if (k != 0u) {                                                                            \
+                /* fewer than GROUP blocks: their offsets from one more load */                       \
+                t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                      \
+                pos += k * (BITS);                                                                    \
+                for (; k != 0u; --k) {                                                                \
+                    DARB_TILE_MAC(acc, w, x + DARB_TILE * (t & mask));                                \
+                    t >>= (BITS);                                                                     \
+                    x += DARB_TILE * block;                                                           \
+                }                                                                                     \
             }                                                                                         \
             darb_tile_out(acc, row, n_out, pixels, quant, fast, out);                                 \
         }                                                                                             \

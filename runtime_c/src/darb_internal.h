@@ -153,9 +153,10 @@ typedef struct {
 static inline darb_mm_row darb_mm_row_of(const darb_quant_s8 *quant, uint32_t r)
 {
     darb_mm_row q;
-    const int32_t shift = quant->shift[r];
+    const uint32_t s = r & quant->scale_mask;
+    const int32_t shift = quant->shift[s];
     uint64_t k;
-    q.multiplier = quant->multiplier[r];
+    q.multiplier = quant->multiplier[s];
     q.left = shift > 0 ? (uint32_t)shift : 0u;
     q.right = shift > 0 ? 0u : (uint32_t)-shift;
     k = (uint64_t)(1u + (1u << q.right)) << 30;     /* 2^30 + 2^(30 + right) */

@@ -434,7 +434,8 @@ static DARB_NOINLINE void darb_mm_dsp_pairs(uint32_t rows, uint32_t cols, const 
     uint32_t p;
     (void)pack;
     for (r = 0; r + 2u <= rows; r += 2u, w += 2u * cols) {
-        const int fast = simd_post && quant->shift[r] < 0 && quant->shift[r + 1u] < 0;
+        const int fast = simd_post && quant->shift[r & quant->scale_mask] < 0 &&
+                         quant->shift[(r + 1u) & quant->scale_mask] < 0;
         const int32_t b0 = quant->bias[r];
         const int32_t b1 = quant->bias[r + 1u];
         const int8_t *x = in;
@@ -635,8 +636,10 @@ static void darb_mm_mve(uint32_t rows, uint32_t cols, const int8_t *weights, con
         const uint32_t d1 = n_rows > 1u ? cols : 0u;
         const uint32_t d2 = n_rows > 2u ? 2u * cols : 0u;
         const uint32_t d3 = n_rows > 3u ? 3u * cols : 0u;
-        const int32x4_t multiplier = vldrwq_z_s32(quant->multiplier + r, rp);
-        const int32x4_t shift = vldrbq_z_s32(quant->shift + r, rp);
+        const int32x4_t multiplier = quant->scale_mask != 0u ? vldrwq_z_s32(quant->multiplier + r, rp)
+                                                             : vdupq_n_s32(quant->multiplier[0]);
+        const int32x4_t shift = quant->scale_mask != 0u ? vldrbq_z_s32(quant->shift + r, rp)
+                                                        : vdupq_n_s32(quant->shift[0]);
         const int32x4_t left = vmaxq_s32(shift, zero);
         const int32x4_t neg_right = vminq_s32(shift, zero);    /* -right */
         int32_t bias4[4];
