@@ -94,8 +94,8 @@ def test_pruned_graph_verifies(rng, gcc, method, kernel):
 def test_arena_reuses_dead_tensors(rng):
     module = generate_graph(quantize_graph(toy_graph(rng), "int8", calib=rng.standard_normal((4, 8, 6, 3))))
     # y1 (48 B) and y2 (60 B) live at once; the output goes to `out`: 48 + 64 (aligned), and the
-    # patches of two pixels of the 3x3x3 convolution (its dense int8 matrix takes two pixels per call)
-    assert module.extra["arena_bytes"] == 48 + 64 + 2 * 27
+    # patches of 8 pixels of the 3x3x3 convolution (its dense int8 matrix takes up to 8 pixels per call)
+    assert module.extra["arena_bytes"] == 48 + 64 + 8 * 27
 
 
 def test_generated_graph_c_is_deterministic(rng):

@@ -272,6 +272,16 @@ class GraphEmitter:
                 f"    }}")
         self.function(node, body)
 
+    #: bytes of gathered patches a dense int8 convolution may hold at once (CMSIS-NN's scratch for ResNet-8's
+    #: 3 x 3 x 64 layers is 2,304 B)
+    PATCH_BUDGET = 2048
+
+    @classmethod
+    def patch_group(cls, cols, pixels):
+        """Patches gathered per darb_mm_s8 call: up to 8 (from 8 pixels on, DSP cores widen each row pair's
+        weights once per call), at least 2, within PATCH_BUDGET bytes."""
+        return max(2, min(8, pixels, cls.PATCH_BUDGET // max(cols, 1)))
+
     def _conv_batched(self, node, p, sym, msym, pointwise):
         w = p.window
         oc = p.q.layer.rows
@@ -285,12 +295,13 @@ class GraphEmitter:
         if max(fields) > 65535:
             raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
         self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
-        self.scratch["int8"] = max(self.scratch["int8"], 2 * cols)
+        group = self.patch_group(cols, pixels)
+        self.scratch["int8"] = max(self.scratch["int8"], group * cols)
         patch = f"{self.prefix}_patch_s8"
         zp = int(p.q.input.zero_point)
         body = (f"    uint32_t p, oy = 0, ox = 0;\n"
-                f"    for (p = 0; p < {pixels}u; p += 2) {{\n"
-                f"        const uint32_t n = p + 1u < {pixels}u ? 2u : 1u;\n"
+                f"    for (p = 0; p < {pixels}u; p += {group}u) {{\n"
+                f"        const uint32_t n = p + {group}u <= {pixels}u ? {group}u : {pixels}u - p;\n"
                 f"        uint32_t k;\n"
                 f"        for (k = 0; k < n; ++k) {{\n"
                 f"            darb_im2col_s8(&{sym}_window, in, oy, ox, {zp}, {patch} + k * {cols}u);\n"
