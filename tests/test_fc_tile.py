@@ -90,15 +90,15 @@ typedef struct {
 } tile_case;
 
 #ifndef TILE_EXACT_BUFFERS
-static int8_t tile_buf[4u * MAX_COLS];
+static int8_t tile_buf[DARB_TILE * MAX_COLS];
 #endif
 
-/* the pixels four at a time, as a generated 1x1 convolution runs them (the counted call) */
+/* the pixels DARB_TILE at a time, as a generated 1x1 convolution runs them (the counted call) */
 __attribute__((noinline)) void tile_layer(const tile_case *c, const int8_t *x, int8_t *y, int8_t *tile)
 {
     uint32_t p;
-    for (p = 0; p < c->pixels; p += 4u) {
-        const uint32_t n = p + 4u <= c->pixels ? 4u : c->pixels - p;
+    for (p = 0; p < c->pixels; p += DARB_TILE) {
+        const uint32_t n = p + DARB_TILE <= c->pixels ? DARB_TILE : c->pixels - p;
         darb_tile_s8(x + p * c->in_stride, n, c->in_stride, c->pattern->cols, tile);
         darb_fc_s8_tile(c->pattern, c->values, c->quant, tile, n, y + p * c->pattern->rows);
     }
@@ -115,7 +115,7 @@ __attribute__((noinline)) void tile_call(const tile_case *c, const void *in, voi
     {
         int8_t *x = (int8_t *)malloc(c->in_bytes + 1u);
         int8_t *y = (int8_t *)malloc(c->out_bytes + 1u);
-        int8_t *t = (int8_t *)malloc(4u * c->pattern->cols);
+        int8_t *t = (int8_t *)malloc(DARB_TILE * c->pattern->cols);
         if (x == 0 || y == 0 || t == 0) {
             abort();
         }

@@ -846,7 +846,7 @@ def run_darbgen(module, qg, core, inputs, folder, progress=None, baseline=None, 
     flash["data"] = const
     flash["total"] = flash["code"] + const
     size_of = {name: size for name, _, size in syms}
-    patch = sum(size for name, _, size in syms if name.startswith(f"{module.prefix}_patch_"))
+    patch = sum(size for name, _, size in syms if name.startswith((f"{module.prefix}_patch_", f"{module.prefix}_tile_")))
     ram = {"activations": size_of.get(f"{module.prefix}_arena", 0), "scratch": patch, "persistent": 0}
     ram["other"] = sec["bss"] + sec["data"] - ram["activations"] - ram["scratch"]
     ram["stack"] = stack[1]

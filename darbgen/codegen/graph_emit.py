@@ -62,6 +62,7 @@ class GraphEmitter:
         self.used = set()           # (kernel, dtype) for runtime_files
         self.runtime_extra = set()  # runtime_c paths (relative)
         self.scratch = {"int8": 0, "float32": 0}
+        self.tile_cols = 0          # the widest tile of a pruned int8 convolution (DARB_TILE lanes each)
         self.aliases = {}           # output tensor -> input tensor (reshape)
         self.ops = []
         self.matrix_layers = []
@@ -213,13 +214,13 @@ class GraphEmitter:
                     f"        {msym}_run_pixels({row_in}, {w.out_w}u, {w.stride_w * c}u, out + oy * {w.out_w * oc}u);\n"
                     f"    }}")
         else:
-            tile = f"{self.prefix}_patch_s8"
-            self.scratch["int8"] = max(self.scratch["int8"], 4 * c)
+            tile = f"{self.prefix}_tile_s8"
+            self.tile_cols = max(self.tile_cols, c)
             self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
             body = (f"    uint32_t oy, ox;\n"
                     f"    for (oy = 0; oy < {w.out_h}u; ++oy) {{\n"
-                    f"        for (ox = 0; ox < {w.out_w}u; ox += 4u) {{\n"
-                    f"            const uint32_t n = ox + 4u <= {w.out_w}u ? 4u : {w.out_w}u - ox;\n"
+                    f"        for (ox = 0; ox < {w.out_w}u; ox += DARB_TILE) {{\n"
+                    f"            const uint32_t n = ox + DARB_TILE <= {w.out_w}u ? DARB_TILE : {w.out_w}u - ox;\n"
                     f"            darb_tile_s8({row_in} + ox * {w.stride_w * c}u, n, {w.stride_w * c}u, {c}u, {tile});\n"
                     f"            {msym}_run_tile({tile}, n, out + (oy * {w.out_w}u + ox) * {oc}u);\n"
                     f"        }}\n"
@@ -228,19 +229,20 @@ class GraphEmitter:
         return True
 
     def _conv_tiled(self, node, p, sym, msym, pointwise):
-        """A pruned int8 convolution, 4 output pixels per tile: their patches interleaved in one scratch
-        tile (gathered in place, or the input's pixels for a 1x1 layer), then darb_fc_s8_tile."""
+        """A pruned int8 convolution, DARB_TILE output pixels per tile (darb.h: 8 on MVE cores, else 4):
+        their patches interleaved in one scratch tile (gathered in place, or the input's pixels for a 1x1
+        layer), then darb_fc_s8_tile."""
         w = p.window
         oc = p.q.layer.rows
         cols = w.kh * w.kw * w.in_c
         pixels = w.out_h * w.out_w
-        self.scratch["int8"] = max(self.scratch["int8"], 4 * cols)
-        tile = f"{self.prefix}_patch_s8"
+        self.tile_cols = max(self.tile_cols, cols)
+        tile = f"{self.prefix}_tile_s8"
         self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
         if pointwise:
             body = (f"    uint32_t p;\n"
-                    f"    for (p = 0; p < {pixels}u; p += 4u) {{\n"
-                    f"        const uint32_t n = p + 4u <= {pixels}u ? 4u : {pixels}u - p;\n"
+                    f"    for (p = 0; p < {pixels}u; p += DARB_TILE) {{\n"
+                    f"        const uint32_t n = p + DARB_TILE <= {pixels}u ? DARB_TILE : {pixels}u - p;\n"
                     f"        darb_tile_s8(in + p * {w.in_c}u, n, {w.in_c}u, {cols}u, {tile});\n"
                     f"        {msym}_run_tile({tile}, n, out + p * {oc}u);\n"
                     f"    }}")
@@ -253,10 +255,10 @@ class GraphEmitter:
         self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
         zp = int(p.q.input.zero_point)
         body = (f"    uint32_t p, oy = 0, ox = 0;\n"
-                f"    for (p = 0; p < {pixels}u; p += 4u) {{\n"
-                f"        const uint32_t n = p + 4u <= {pixels}u ? 4u : {pixels}u - p;\n"
+                f"    for (p = 0; p < {pixels}u; p += DARB_TILE) {{\n"
+                f"        const uint32_t n = p + DARB_TILE <= {pixels}u ? DARB_TILE : {pixels}u - p;\n"
                 f"        uint32_t k;\n"
-                f"        for (k = 0; k < 4u; ++k) {{\n"
+                f"        for (k = 0; k < DARB_TILE; ++k) {{\n"
                 f"            if (k < n) {{\n"
                 f"                darb_im2col_tile_s8(&{sym}_window, in, oy, ox, {zp}, k, {tile});\n"
                 f"                if (++ox == {w.out_w}u) {{\n"
@@ -490,9 +492,11 @@ def generate_graph(qg, *, kernel="packed", prefix=None, command=None):
     in_q, out_q = qg.quants.get(t_in), qg.quants.get(t_out)
     env = e.env
     patch = {k: v for k, v in e.scratch.items() if v}
-    arena_bytes = arena + sum(v * (1 if k == "int8" else 4) for k, v in patch.items())
+    # the tile buffer holds DARB_TILE lanes: 4 on the host and most cores (8 with MVE)
+    arena_bytes = arena + sum(v * (1 if k == "int8" else 4) for k, v in patch.items()) + 4 * e.tile_cols
     headers = sorted({"include/darb_graph.h"} | {p for p in e.runtime_extra if p.startswith("include/")})
     ctx = dict(banner=banner, prefix=prefix, PREFIX=prefix.upper(), e=e, arena=arena, patch=patch, calls=calls,
+               tile_cols=e.tile_cols,
                arrays=e.arrays, blocks=e.blocks, in_t=CTYPE[qg.types[t_in]], out_t=CTYPE[qg.types[t_out]],
                in_shape=qg.shapes[t_in], out_shape=qg.shapes[t_out], in_size=int(np.prod(qg.shapes[t_in])),
                out_size=int(np.prod(qg.shapes[t_out])), in_q=in_q, out_q=out_q, layout=g.layout,

@@ -172,8 +172,14 @@ void darb_fc_f32(const darb_pattern *pattern, const float *values,
  * is decoded once per tile.
  *   out[p * pattern->rows + r] = darb_fc_s8 on pixel p's vector, p < pixels
  * tile[j * DARB_TILE + p] is column j of pixel p (darb_graph.h writes it);
- * lanes p >= pixels must hold 0. pixels: 1..DARB_TILE. */
+ * lanes p >= pixels must hold 0. pixels: 1..DARB_TILE. DARB_TILE is 8 on
+ * cores with MVE (two vectors of 4 accumulators), 4 on the others (four
+ * registers); generated code sizes its tile buffer with it. */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define DARB_TILE 8u
+#else
 #define DARB_TILE 4u
+#endif
 void darb_fc_s8_tile(const darb_pattern *pattern, const int8_t *values, const darb_quant_s8 *quant,
                      const int8_t *tile, uint32_t pixels, int8_t *out);
 

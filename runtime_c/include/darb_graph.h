@@ -40,14 +40,15 @@ void darb_im2col_s8(const darb_window *g, const int8_t *in, uint32_t oy, uint32_
 /* The same for float32; taps outside the image read 0.0f. */
 void darb_im2col_f32(const darb_window *g, const float *in, uint32_t oy, uint32_t ox, float *patch);
 
-/* Tiles of DARB_TILE (4) pixels for darb_fc_s8_tile: column j of lane p at
- * tile[j * 4 + p]. darb_im2col_tile_s8 writes output pixel (oy, ox)'s patch
- * into lane `lane`; darb_tile_s8 writes the vectors in + p * in_stride
- * (p < pixels) into lanes 0..pixels-1 and 0 into the others. */
+/* Tiles of DARB_TILE pixels (darb.h: 8 on MVE cores, else 4) for
+ * darb_fc_s8_tile: column j of lane p at tile[j * DARB_TILE + p].
+ * darb_im2col_tile_s8 writes output pixel (oy, ox)'s patch into lane `lane`;
+ * darb_tile_s8 writes the vectors in + p * in_stride (p < pixels) into lanes
+ * 0..pixels-1 and 0 into the others. */
 void darb_im2col_tile_s8(const darb_window *g, const int8_t *in, uint32_t oy, uint32_t ox, int32_t pad_value,
                          uint32_t lane, int8_t *tile);
 void darb_tile_s8(const int8_t *in, uint32_t pixels, uint32_t in_stride, uint32_t cols, int8_t *tile);
-/* 0 into lanes from_lane..3 of a tile of cols columns */
+/* 0 into lanes from_lane..DARB_TILE-1 of a tile of cols columns */
 void darb_tile_clear_s8(int8_t *tile, uint32_t from_lane, uint32_t cols);
 
 #ifdef __cplusplus

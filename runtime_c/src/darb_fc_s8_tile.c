@@ -12,9 +12,8 @@
  *
  *   DSP cores (M4, M7, M33): SXTB16 twice and four SMLABB / SMLATB, 10
  *     instructions per kept weight with the decode, 2.5 per multiply-add;
- *   MVE (M55): four kept weights per vector step, their offsets decoded as a
- *     vector, one gather load and one VMLADAVA per pixel (14 instructions for
- *     16 multiply-adds);
+ *   MVE (M55): tiles of 8 pixels, two widening vector loads and two VMLA by
+ *     the weight (two vectors of accumulators) and a vector output stage;
  *   others (M0+, M3, host): four byte loads and four multiply-adds.
  *
  * So the index costs once per tile, not once per pixel, and the work falls
@@ -97,6 +96,20 @@ typedef uint32_t __attribute__((may_alias)) darb_tile_word;
     DARB_TILE_STEP(14, B, A, WP, T, X); DARB_TILE_STEP(15, B, A, WP, T, X)
 /* a whole group of GROUP blocks */
 #define DARB_TILE_GROUP(GROUP, BITS, A, WP, T, X) DARB_TILE_G##GROUP(BITS, A, WP, T, X)
+#elif defined(DARB_HAVE_MVE)
+/* 8 pixels: two vectors of 4 accumulators; per kept weight two widening
+ * loads of the column's 8 inputs and two VMLA by the weight */
+typedef struct {
+    int32x4_t a0, a1;
+} darb_tile_acc;
+#define DARB_TILE_INIT(A, B) ((A).a0 = (A).a1 = vdupq_n_s32(B))
+#define DARB_TILE_MAC(A, WP, X)                                                                       \
+    do {                                                                                              \
+        const int32_t w_ = *(WP)++;                                                                   \
+        const int8_t *x_ = (X);                                                                       \
+        (A).a0 = vmlaq_n_s32((A).a0, vldrbq_s32(x_), w_);                                             \
+        (A).a1 = vmlaq_n_s32((A).a1, vldrbq_s32(x_ + 4), w_);                                         \
+    } while (0)
 #else
 typedef struct {
     int32_t a0, a1, a2, a3;
@@ -127,11 +140,11 @@ typedef struct {
 #endif
 #define DARB_TILE_GROUP_STEPS(GROUP, BITS, A, WP, T, X, BLOCK, MASK) DARB_TILE_GROUP(GROUP, BITS, A, WP, T, X)
 
-#if DARB_TILE != 4
-#error "darb_fc_s8_tile is written for tiles of 4 pixels"
+#if defined(DARB_HAVE_MVE) ? DARB_TILE != 8 : DARB_TILE != 4
+#error "darb_fc_s8_tile: DARB_TILE is 8 with MVE, else 4 (darb.h)"
 #endif
 
-#if defined(DARB_HAVE_DSP)
+#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE)
 /* A row's output stage for the assembly below (a row that shifts right, no
  * table): k = 2^30 + 2^(30 + right), the multiplier and right - 1 (per row),
  * then output_offset, act_min and act_max twice (int16 halves, per call). */
@@ -205,6 +218,49 @@ static inline int darb_tile_q_init(const darb_quant_s8 *quant, darb_tile_q *tq)
 #define DARB_TILE_FAST_POST 1
 #endif
 
+#ifdef DARB_HAVE_MVE
+/* darb_mm_out on a vector of one row's accumulators (as darb_mm_s8's MVE
+ * output stage: VQRDMULH is the doubling high multiply, and a lane that
+ * shifts right takes 1 off a negative value before the rounding shift) */
+static inline int32x4_t darb_tile_requant(int32x4_t v, int32_t m, int32_t left, int32_t neg_right,
+                                          const darb_quant_s8 *quant)
+{
+    v = vqrdmulhq_n_s32(vshlq_r_s32(v, left), m);
+    v = vrshlq_n_s32(vaddq_s32(v, vshrq_n_s32(vandq_s32(v, vdupq_n_s32(neg_right)), 31)), neg_right);
+    v = vaddq_n_s32(v, quant->output_offset);
+    v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(quant->act_min)), vdupq_n_s32(quant->act_max));
+    if (quant->lut != 0) {
+        v = vldrbq_gather_offset_s32(quant->lut, vreinterpretq_u32_s32(vaddq_n_s32(v, 128)));
+    }
+    return v;
+}
+
+/* one row's outputs for the tile's pixels, two vectors stored rows apart */
+static inline __attribute__((always_inline)) void darb_tile_out(darb_tile_acc acc, uint32_t row, uint32_t rows,
+                                                                uint32_t pixels, const darb_quant_s8 *quant,
+                                                                void *fast, int8_t *out)
+{
+    const uint32_t s = row & quant->scale_mask;
+    const int32_t shift = quant->shift[s];
+    const int32_t m = quant->multiplier[s];
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t neg_right = shift > 0 ? 0 : shift;
+    const uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0u, 1), rows);     /* 0, rows, 2 rows, 3 rows */
+    const int32x4_t v0 = darb_tile_requant(acc.a0, m, left, neg_right, quant);
+    const int32x4_t v1 = darb_tile_requant(acc.a1, m, left, neg_right, quant);
+    (void)fast;
+    out += row;
+    if (pixels == DARB_TILE) {
+        vstrbq_scatter_offset_s32(out, offsets, v0);
+        vstrbq_scatter_offset_s32(out + 4u * rows, offsets, v1);
+    } else {
+        vstrbq_scatter_offset_p_s32(out, offsets, v0, vctp32q(pixels < 4u ? pixels : 4u));
+        if (pixels > 4u) {
+            vstrbq_scatter_offset_p_s32(out + 4u * rows, offsets, v1, vctp32q(pixels - 4u));
+        }
+    }
+}
+#else
 /* the outputs of one row for the tile's pixels: the row's requantization
  * constants once, then one multiply-accumulate per output (darb_mm_out), or
  * the assembly above for a full tile */
@@ -241,6 +297,7 @@ static inline __attribute__((always_inline)) void darb_tile_out(darb_tile_acc ac
         out[p * rows] = darb_mm_out(v[p], &q, &post);
     }
 }
+#endif
 
 #ifndef DARB_COMPACT
 /* One class whose block is 1 << BITS: GROUP blocks' offsets per 32-bit load,
@@ -303,88 +360,6 @@ DARB_FC_S8_TILE_POW2(7, 2, 0)
 DARB_FC_S8_TILE_POW2(8, 2, 2)
 DARB_FC_S8_TILE_POW2(9, 1, 0)
 
-#ifdef DARB_HAVE_MVE
-/* MVE (Cortex-M55): four kept weights per vector step. Their offsets come out
- * of the 32-bit offset load as a vector (duplicate, shift lane by lane, mask,
- * plus 0, b, 2b, 3b, times 4 for the tile's lanes); per pixel one gather
- * load fetches the four inputs and VMLADAVA adds the four products to the
- * pixel's accumulator: 14 instructions for 16 multiply-adds. GROUP (a
- * multiple of 4) blocks per offset load, as in darb_fc_s8's MVE loops. */
-#define DARB_FC_S8_TILE_MVE(BITS, GROUP, STEP)                                                       \
-    static const int8_t *darb_fc_s8_tile_mve_b##BITS(const int8_t *w, const uint8_t *src, uint32_t nblocks, \
-                                                     const uint16_t *rows, uint32_t n_rows, uint32_t n_out, \
-                                                     const darb_quant_s8 *quant, void *fast,            \
-                                                     const int8_t *tile, uint32_t pixels, int8_t *out)  \
-    {                                                                                                 \
-        const uint32_t block = 1u << (BITS);                                                          \
-        const uint32_t mask = block - 1u;                                                             \
-        const int32_t shift_lanes[4] = { 0, -(BITS), -2 * (BITS), -3 * (BITS) };                      \
-        const uint32_t block_lanes[4] = { 0u, block, 2u * block, 3u * block };                        \
-        const int32x4_t shifts = vld1q_s32(shift_lanes);                                              \
-        const uint32x4_t starts = vld1q_u32(block_lanes);                                             \
-        const uint32x4_t masks = vdupq_n_u32(mask);                                                   \
-        uint32_t pos = 0;                                                                             \
-        uint32_t i;                                                                                   \
-        for (i = 0; i < n_rows; ++i) {                                                                \
-            const uint32_t row = rows[i];                                                             \
-            const int8_t *x = tile; /* the current block's first column */                            \
-            const uint8_t *p = src + (pos >> 3);                                                      \
-            const uint32_t phase = pos & 7u;                                                          \
-            darb_tile_acc acc;                                                                        \
-            uint32_t k = nblocks;                                                                     \
-            uint32_t t;                                                                               \
-            uint32_t v;                                                                               \
-            DARB_TILE_INIT(acc, quant->bias[row]);                                                    \
-            for (; k >= (GROUP); k -= (GROUP)) {                                                      \
-                if ((STEP) != 0u) {                                                                   \
-                    t = darb_load32(p) >> phase;                                                      \
-                    p += (STEP);                                                                      \
-                } else {                                                                              \
-                    t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                  \
-                    pos += (GROUP) * (BITS);                                                          \
-                }                                                                                     \
-                _Pragma("GCC unroll 8")                                                               \
-                for (v = 0; v < (GROUP) / 4u; ++v) {                                                  \
-                    const uint32x4_t o = vshlq_n_u32(                                                 \
-                        vaddq_u32(vandq_u32(vshlq_u32(vdupq_n_u32(t >> (4u * v * (BITS))), shifts), masks), \
-                                  starts), 2);                                                        \
-                    const int8_t *xv = x + DARB_TILE * 4u * v * block;                                \
-                    const int32x4_t wv = vldrbq_s32(w);                                               \
-                    w += 4;                                                                           \
-                    acc.a0 = vmladavaq_s32(acc.a0, vldrbq_gather_offset_s32(xv, o), wv);              \
-                    acc.a1 = vmladavaq_s32(acc.a1, vldrbq_gather_offset_s32(xv + 1, o), wv);          \
-                    acc.a2 = vmladavaq_s32(acc.a2, vldrbq_gather_offset_s32(xv + 2, o), wv);          \
-                    acc.a3 = vmladavaq_s32(acc.a3, vldrbq_gather_offset_s32(xv + 3, o), wv);          \
-                }                                                                                     \
-                x += DARB_TILE * (GROUP) * block;                                                     \
-            }                                                                                         \
-            if ((STEP) != 0u) {                                                                       \
-                pos = (uint32_t)(p - src) * 8u + phase;                                               \
-            }                                                                                         \
-            if (k != 0u) {                                                                            \
-                /* fewer than GROUP blocks: their offsets from one more load */                       \
-                t = darb_load32(src + (pos >> 3)) >> (pos & 7u);                                      \
-                pos += k * (BITS);                                                                    \
-                for (; k != 0u; --k) {                                                                \
-                    DARB_TILE_MAC(acc, w, x + DARB_TILE * (t & mask));                                \
-                    t >>= (BITS);                                                                     \
-                    x += DARB_TILE * block;                                                           \
-                }                                                                                     \
-            }                                                                                         \
-            darb_tile_out(acc, row, n_out, pixels, quant, fast, out);                                 \
-        }                                                                                             \
-        return w;                                                                                     \
-    }
-
-DARB_FC_S8_TILE_MVE(1, 16, 2)
-DARB_FC_S8_TILE_MVE(2, 8, 2)
-DARB_FC_S8_TILE_MVE(3, 8, 3)
-DARB_FC_S8_TILE_MVE(4, 4, 2)
-DARB_FC_S8_TILE_MVE(5, 4, 0)
-DARB_FC_S8_TILE_MVE(6, 4, 3)
-DARB_FC_S8_TILE_MVE(8, 4, 4)
-#endif
-
 typedef const int8_t *(*darb_fc_s8_tile_fn)(const int8_t *w, const uint8_t *src, uint32_t nblocks,
                                             const uint16_t *rows, uint32_t n_rows, uint32_t n_out,
                                             const darb_quant_s8 *quant, void *fast, const int8_t *tile,
@@ -394,13 +369,6 @@ static const darb_fc_s8_tile_fn darb_fc_s8_tile_pow2[10] = {
     0, darb_fc_s8_tile_b1, darb_fc_s8_tile_b2, darb_fc_s8_tile_b3, darb_fc_s8_tile_b4, darb_fc_s8_tile_b5,
     darb_fc_s8_tile_b6, darb_fc_s8_tile_b7, darb_fc_s8_tile_b8, darb_fc_s8_tile_b9,
 };
-
-#ifdef DARB_HAVE_MVE
-static const darb_fc_s8_tile_fn darb_fc_s8_tile_mve[9] = {
-    0, darb_fc_s8_tile_mve_b1, darb_fc_s8_tile_mve_b2, darb_fc_s8_tile_mve_b3, darb_fc_s8_tile_mve_b4,
-    darb_fc_s8_tile_mve_b5, darb_fc_s8_tile_mve_b6, 0, darb_fc_s8_tile_mve_b8,
-};
-#endif
 #endif /* DARB_COMPACT */
 
 /* Any block size (1: a dense row, no offsets), with the general bit reader. */
@@ -448,14 +416,6 @@ void darb_fc_s8_tile(const darb_pattern *pattern, const int8_t *values, const da
         const uint16_t *rows = pattern->row_order + visited;
         /* b = 1 stores no offsets (and offsets may be NULL: no arithmetic on it) */
         const uint8_t *src = bits != 0u ? pattern->offsets + pattern->class_start[c] : pattern->offsets;
-#if defined(DARB_HAVE_MVE) && !defined(DARB_COMPACT)
-        if (bits >= 1u && bits <= 8u && darb_fc_s8_tile_mve[bits] != 0 && block == (1u << bits)) {
-            w = darb_fc_s8_tile_mve[bits](w, src, nblocks, rows, n_rows, pattern->rows, quant, fast, tile, pixels,
-                                          out);
-            visited += n_rows;
-            continue;
-        }
-#endif
 #ifndef DARB_COMPACT
         if (bits >= 1u && bits <= 9u && block == (1u << bits)) {
             w = darb_fc_s8_tile_pow2[bits](w, src, nblocks, rows, n_rows, pattern->rows, quant, fast, tile,

@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "darb.h"
 #include "darb_graph.h"
 
 static inline void darb_copy_s8(int8_t *dst, const int8_t *src, uint32_t n)
@@ -94,12 +95,12 @@ void darb_im2col_f32(const darb_window *g, const float *in, uint32_t oy, uint32_
     }
 }
 
-/* n bytes to every 4th byte of dst (a tile lane) */
+/* n bytes to every DARB_TILE-th byte of dst (a tile lane) */
 static inline void darb_copy_lane_s8(int8_t *dst, const int8_t *src, uint32_t n)
 {
     for (; n != 0u; --n) {
         *dst = *src++;
-        dst += 4;
+        dst += DARB_TILE;
     }
 }
 
@@ -107,7 +108,7 @@ static inline void darb_fill_lane_s8(int8_t *dst, int8_t value, uint32_t n)
 {
     for (; n != 0u; --n) {
         *dst = value;
-        dst += 4;
+        dst += DARB_TILE;
     }
 }
 
@@ -126,12 +127,12 @@ void darb_im2col_tile_s8(const darb_window *g, const int8_t *in, uint32_t oy, ui
         const int32_t iy = y0 + (int32_t)(ky * g->dil_h);
         if (iy < 0 || iy >= (int32_t)g->in_h) {
             darb_fill_lane_s8(dst, pad, row_bytes);
-            dst += 4u * row_bytes;
+            dst += DARB_TILE * row_bytes;
             continue;
         }
         if (inside_x) {
             darb_copy_lane_s8(dst, in + ((uint32_t)iy * g->in_w + (uint32_t)x0) * c, row_bytes);
-            dst += 4u * row_bytes;
+            dst += DARB_TILE * row_bytes;
             continue;
         }
         for (kx = 0; kx < g->kw; ++kx) {
@@ -141,7 +142,7 @@ void darb_im2col_tile_s8(const darb_window *g, const int8_t *in, uint32_t oy, ui
             } else {
                 darb_copy_lane_s8(dst, in + ((uint32_t)iy * g->in_w + (uint32_t)ix) * c, c);
             }
-            dst += 4u * c;
+            dst += DARB_TILE * c;
         }
     }
 }
@@ -149,6 +150,7 @@ void darb_im2col_tile_s8(const darb_window *g, const int8_t *in, uint32_t oy, ui
 void darb_tile_s8(const int8_t *in, uint32_t pixels, uint32_t in_stride, uint32_t cols, int8_t *tile)
 {
     uint32_t p;
+#if DARB_TILE == 4
     if (pixels == 4u) {
         const int8_t *r0 = in;
         const int8_t *r1 = in + in_stride;
@@ -164,6 +166,7 @@ void darb_tile_s8(const int8_t *in, uint32_t pixels, uint32_t in_stride, uint32_
         }
         return;
     }
+#endif
     for (p = 0; p < pixels; ++p) {
         darb_copy_lane_s8(tile + p, in + p * in_stride, cols);
     }
@@ -173,7 +176,7 @@ void darb_tile_s8(const int8_t *in, uint32_t pixels, uint32_t in_stride, uint32_
 void darb_tile_clear_s8(int8_t *tile, uint32_t from_lane, uint32_t cols)
 {
     uint32_t p;
-    for (p = from_lane; p < 4u; ++p) {
+    for (p = from_lane; p < DARB_TILE; ++p) {
         darb_fill_lane_s8(tile + p, 0, cols);
     }
 }
