@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DarbgenError
-from .evaluation import BuildResult, check, is_classification, predict, score, size_target  # noqa: F401 (re-exported)
+from .evaluation import BuildResult, check, eval_outputs, is_classification, predict, score, size_target  # noqa: F401 (re-exported)
 from .evaluation import accuracy as score_accuracy
 from .layers import kind_of
 from .toolchain.cortex_m import TARGETS
@@ -147,7 +147,7 @@ def _advance(bar, label):
 def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
           percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None, allow_pickle=False,
           prune_options=None, progress=False, command=None, layers=None, from_zeros=False, saliency="magnitude",
-          refit=False, refit_alpha=None):
+          refit=False, refit_alpha=None, timeout=None):
     """Build verified C from a trained model; returns a :class:`BuildResult`.
 
     Args:
@@ -173,9 +173,15 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         out: folder to write the C into (None: do not write).
         target: where the C is verified: "host" (gcc), or a Cortex-M core
             ("cortex-m0plus" ... "cortex-m55": arm-none-eabi-gcc, run in
-            QEMU, where the test set is run too, instructions are counted
-            and the stack measured; the host check runs as well).
+            QEMU on a sample of the host's vectors, instructions counted and
+            the stack measured; the host check runs every vector and the
+            test set).
+        timeout: seconds each compiled run may take (default: 120 on the
+            host; in QEMU in proportion to the host's run time of the same
+            work, :func:`darbgen.toolchain.cortex_m.run_timeout`).
     """
+    if timeout is not None and not timeout > 0:
+        raise DarbgenError(f"--timeout must be a positive number of seconds, got {timeout}")
     from .codegen import generate
     from .pruning import prune_model
     from .verify import measure
@@ -212,7 +218,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         result = build_graph(src, ratio=ratio, method=method, scope=scope, dtype=dtype, kernel=kernel, calib=calib,
                              percentile=percentile, eval_data=eval_data, out=out, force=force, target=target,
                              prefix=prefix, prune_options=prune_options, bar=bar, advance=_advance,
-                             command=command, layers=layers, start=start)
+                             command=command, layers=layers, start=start, timeout=timeout)
         if bar is not None:
             bar.close()
         return result
@@ -278,12 +284,12 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         ex = np.asarray(eval_data[0], np.float64).reshape(len(eval_data[0]), -1)
         first = module.layers[0].quantized
         extra = {"(model)": ex.astype(np.float32) if dtype == "float32" else first.input.quantize(ex)}
-    checked, host_check, count, image = check(module, target, extra, _advance, bar)
+    checked, host_check, count, image = check(module, target, extra, _advance, bar, timeout)
     accuracy = None
     c_real = None
     if eval_data is not None:
         ey = eval_data[1]
-        c_out = checked.outputs["(model)"][-len(ey):]
+        c_out = eval_outputs(checked, host_check, len(ey))
         last = module.layers[-1].quantized
         c_real = c_out.astype(np.float64) if dtype == "float32" else last.output.dequantize(c_out)
         accuracy = score_accuracy(model.forward(ex), pruned.forward(ex), c_real, ey, model.classes)
@@ -365,6 +371,9 @@ def build_report(model, pruned, results, module, sizes, checked, accuracy, notes
         report["instructions"] = count.total
         report["stack_bytes"] = stack
         report["host_verified"] = host_check.ok
+        host_model = {c.symbol: c for c in host_check.layers}.get(module.prefix)
+        if report["model_check"] is not None and host_model is not None:
+            report["model_check"]["host_vectors"] = host_model.vectors
     if accuracy is not None:
         report["accuracy"] = accuracy
     return report

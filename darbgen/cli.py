@@ -138,8 +138,10 @@ def _parser():
     bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "
                     "(default: test.x / test.y bundled in the file)")
     bu.add_argument("--target", default="host", choices=TARGETS, help="where the C is verified: host (gcc), or a "
-                    "Cortex-M core: cross-compiled with arm-none-eabi-gcc and run in QEMU on the test vectors and "
-                    "the test set, with instructions per layer counted and the stack measured (default: host)")
+                    "Cortex-M core: also cross-compiled with arm-none-eabi-gcc and run in QEMU on a sample of the "
+                    "host's test vectors, with instructions per layer counted and the stack measured (default: host)")
+    bu.add_argument("--timeout", type=float, metavar="SECONDS", help="seconds each run of the compiled C may take "
+                    "(default: 120 on the host; in QEMU in proportion to the host's run time of the same work)")
     bu.add_argument("--out", metavar="DIR", help="folder to write the C into (default: do not write)")
     bu.add_argument("--prefix", help="C name prefix (default: the model's name)")
     bu.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled scikit-learn model "
@@ -488,7 +490,7 @@ def cmd_build(args):
                    out=args.out, force=args.force, target=args.target, prefix=args.prefix,
                    allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command,
                    layers=_split(args.layers), from_zeros=args.from_zeros, saliency=args.saliency,
-                   refit=args.refit)
+                   refit=args.refit, timeout=args.timeout)
     return _print_build(result, args.json)
 
 
@@ -555,10 +557,15 @@ def build_table(report):
                   f"counted: build with --target cortex-m4 to measure it).")
     lines = [head, "", body, "", memory]
     if mc is not None:
-        where = f"on {report['target']} (QEMU) and the host" if on_core else "on the host"
+        if on_core and "host_vectors" in mc:
+            where = f"{mc['host_vectors']} input vectors on the host and a sample of {mc['vectors']} on " \
+                    f"{report['target']} (QEMU)"
+        elif on_core:
+            where = f"{mc['vectors']} input vectors on {report['target']} (QEMU) and the host"
+        else:
+            where = f"{mc['vectors']} input vectors on the host"
         lines.append(f"whole model: {'bit-identical to the reference' if mc['ok'] else 'MISMATCH'} on "
-                     f"{mc['vectors']} input vectors {where}; every layer: "
-                     f"{'verified' if report['verified'] else 'FAILED'}.")
+                     f"{where}; every layer: {'verified' if report['verified'] else 'FAILED'}.")
     acc = report.get("accuracy")
     if acc:
         if acc["metric"] == "accuracy":

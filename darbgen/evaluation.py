@@ -51,31 +51,43 @@ def size_target(target):
     return "cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host"
 
 
-def check(module, target, extra, advance=None, bar=None):
-    """Verify ``module`` on the host and, for a Cortex-M ``target``, on the core in QEMU, where the
-    instructions are counted and the image measured (only when it matches: a mismatch is reported as
-    such, not counted).
+def check(module, target, extra, advance=None, bar=None, timeout=None):
+    """Verify ``module`` on the host (every vector, and the evaluation inputs ``extra``) and, for a Cortex-M
+    ``target``, on the core in QEMU: a sample of each unit's vectors (verify's ``sample``), then the
+    instructions counted and the image measured (only when it matches: a mismatch is reported as such, not
+    counted). QEMU's time-outs scale with the host's run time of the same work, unless ``timeout`` (seconds,
+    every run) is given.
 
     Returns (checked, host_check, count, image): ``checked`` is the target's VerifyResult (the host's
     for "host"), ``host_check`` the host's when a core was checked too."""
     from .verify import count_instructions, verify
 
     advance = advance or (lambda bar, label: None)
-    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra)
+    checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, timeout=timeout)
     advance(bar, "verified on the host")
     host_check, count, image = None, None, None
     if target != "host":
         from .toolchain import cortex_m
 
         host_check = checked
-        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target)
+        checked = verify(module, raise_on_mismatch=False, extra_inputs=extra, target=target, sample=host_check,
+                         timeout=timeout)
         advance(bar, f"verified on {target}")
         if checked.ok:
+            runs = sum(c.vectors for c in host_check.layers)
+            per_run = host_check.run_seconds / max(runs, 1)
+            count_timeout = timeout or cortex_m.run_timeout(per_run * len(module.units), trace=True)
             with tempfile.TemporaryDirectory(prefix="darbgen-count-") as tmp:
-                count = count_instructions(module, target, keep_dir=tmp)
+                count = count_instructions(module, target, keep_dir=tmp, timeout=count_timeout)
                 image = cortex_m.image_sizes(os.path.join(tmp, "darb_harness.elf"))
         advance(bar, "instructions counted")
     return checked, host_check, count, image
+
+
+def eval_outputs(checked, host_check, n):
+    """The generated C's outputs on the last ``n`` (evaluation) inputs of the whole model: the host's run,
+    which ran every input (a core runs a sample; both compute the same integers, checked on the sample)."""
+    return (host_check or checked).outputs["(model)"][-n:]
 
 
 @dataclass

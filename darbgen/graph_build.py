@@ -47,10 +47,10 @@ def _outputs_real(qg, x_model, kernel):
 
 def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
                 percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None,
-                prune_options=None, bar=None, advance=None, command=None, layers=None, start=None):
+                prune_options=None, bar=None, advance=None, command=None, layers=None, start=None, timeout=None):
     """Build verified C from a loaded graph (``src``: a :class:`darbgen.build.Source`); returns a BuildResult."""
     from .codegen.graph_emit import generate_graph
-    from .evaluation import BuildResult, accuracy as score_accuracy, check, size_target
+    from .evaluation import BuildResult, accuracy as score_accuracy, check, eval_outputs, size_target
     from .graph_run import quantize_graph, run_f64
     from .verify import measure
 
@@ -94,11 +94,11 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
                                f"got {ex.shape}")
         ex = ex.reshape((-1,) + tuple(graph.input_shape))
         extra = {"(model)": qg.quantize_input(ex).reshape(len(ex), -1)}
-    checked, host_check, count, image = check(module, target, extra, advance, bar)
+    checked, host_check, count, image = check(module, target, extra, advance, bar, timeout)
     accuracy, c_real = None, None
     if eval_data is not None:
         ey = np.asarray(eval_data[1])
-        c_out = checked.outputs["(model)"][-len(ey):]
+        c_out = eval_outputs(checked, host_check, len(ey))
         c_real = qg.dequantize_output(c_out).reshape(len(ey), -1)
         x_model = qg.quantize_input(ex)
         if graph.quantized:          # no float model: the unpruned int8 model is the original
@@ -183,6 +183,9 @@ def graph_report(graph, pruned, results, module, sizes, checked, accuracy, notes
         report["instructions"] = count.total
         report["stack_bytes"] = stack
         report["host_verified"] = host_check.ok
+        host_model = {c.symbol: c for c in host_check.layers}.get(module.prefix)
+        if report["model_check"] is not None and host_model is not None:
+            report["model_check"]["host_vectors"] = host_model.vectors
     if accuracy is not None:
         report["accuracy"] = accuracy
     return report

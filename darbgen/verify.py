@@ -67,6 +67,8 @@ class VerifyResult:
     extra: dict = field(default_factory=dict)
     target: str = "host"
     stack: dict = None                              # Cortex-M: unit name -> stack bytes one run needs
+    run_seconds: float = 0.0                        # the harness's run alone (no compiling)
+    sampled: bool = False                           # on a core: a sample of each unit's vectors ran (see verify)
 
     @property
     def ok(self):
@@ -146,7 +148,8 @@ def _run_harness(exe, folder, inputs, timeout):
         proc = subprocess.run([str(exe), in_path.name, out_path.name], cwd=folder, capture_output=True,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise DarbgenError(f"the test harness did not finish within {timeout} s (a hang in generated code)") from None
+        raise DarbgenError(f"the test harness did not finish within {timeout:g} s on the host; allow more time "
+                           f"(darbgen build --timeout SECONDS)") from None
     if proc.returncode != 0:
         raise DarbgenError(f"the test harness failed (exit {proc.returncode}): "
                            f"{(proc.stderr or proc.stdout).strip()[-3000:]}")
@@ -216,8 +219,20 @@ def _unit_vectors(module, inputs, n_random, seed, extra_inputs=None):
     return vectors
 
 
-def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=120,
-           raise_on_mismatch=True, keep_dir=None, extra_inputs=None, target="host", extra_flags=()):
+#: Vectors per unit a Cortex-M check runs when verify() is given ``sample`` (evenly spread over the host's,
+#: so the edge cases at the end are in).
+TARGET_SAMPLE = 12
+
+
+def sample_rows(n, k):
+    """Indices of ``k`` rows spread evenly over ``n`` (all of them when n <= k), first and last included."""
+    if n <= k:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+
+def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None, timeout=None,
+           raise_on_mismatch=True, keep_dir=None, extra_inputs=None, target="host", extra_flags=(), sample=None):
     """Compile ``module``, run it and compare every output with the reference.
 
     On the host (``target="host"``) with gcc; on a Cortex-M core
@@ -236,7 +251,8 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         seed: seed of the random inputs.
         sanitize: build with ``-fsanitize=address,undefined`` (any report fails).
         cc: the compiler (default $CC or gcc).
-        timeout: seconds the harness may run.
+        timeout: seconds the harness may run (default: 120 on the host; in QEMU
+            :data:`darbgen.toolchain.cortex_m.RUN_TIMEOUT`, or what ``sample`` allows).
         raise_on_mismatch: raise :class:`VerificationError` when a layer differs.
         keep_dir: build in this folder (kept) instead of a temporary one.
         extra_inputs: ``{unit name: array}`` appended to that unit's inputs
@@ -244,6 +260,11 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
             their outputs (``darbgen build --eval`` runs the test set so).
         target: "host", or a Cortex-M core ("cortex-m4", ...).
         extra_flags: more compiler flags, e.g. ``("-DDARB_COMPACT",)``.
+        sample: on a core, a :class:`VerifyResult` of the host's run of the same
+            vectors: then only :data:`TARGET_SAMPLE` vectors per unit run in
+            QEMU (``result.sampled``; the host ran them all, and the two builds
+            compute the same integers), and the time-out scales with the host's
+            run time (:func:`darbgen.toolchain.cortex_m.run_timeout`).
 
     Returns:
         a :class:`VerifyResult`.
@@ -251,6 +272,13 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
     start = time.perf_counter()
     units = module.units
     vectors = _unit_vectors(module, inputs, n_random, seed, extra_inputs)
+    sampled = False
+    if target != "host" and sample is not None:
+        total = sum(len(x) for x in vectors)
+        vectors = [x[sample_rows(len(x), TARGET_SAMPLE)] for x in vectors]
+        sampled = sum(len(x) for x in vectors) < total
+        if timeout is None:
+            timeout = cortex_m.run_timeout(sample.run_seconds * sum(len(x) for x in vectors) / max(total, 1))
     if target != "host" and sanitize:
         raise DarbgenError("the sanitizers run on the host only; verify with sanitize on the host, then on the target")
     stack = None
@@ -259,12 +287,15 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
         folder.mkdir(parents=True, exist_ok=True)
         if target == "host":
             exe, compiler, flags = build_harness(module, folder, sanitize=sanitize, cc=cc, extra_flags=extra_flags)
-            raw = _run_harness(exe, folder, vectors, timeout)
+            run_start = time.perf_counter()
+            raw = _run_harness(exe, folder, vectors, timeout or 120)
         else:
             elf, core, flags = build_target_harness(module, folder, target, extra_flags)
             compiler = cortex_m.compiler()
-            raw, stack_list = _run_target(elf, core, folder, vectors, max(timeout, cortex_m.RUN_TIMEOUT))
+            run_start = time.perf_counter()
+            raw, stack_list = _run_target(elf, core, folder, vectors, timeout or cortex_m.RUN_TIMEOUT)
             stack = {g.name: b for g, b in zip(units, stack_list)}
+        run_seconds = time.perf_counter() - run_start
     checks = []
     outputs = {}
     pos = 0
@@ -278,7 +309,7 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
     if pos != len(raw):
         raise DarbgenError(f"the harness wrote {len(raw)} bytes, expected {pos}")
     result = VerifyResult(checks, compiler, flags, sanitize, time.perf_counter() - start, outputs, target=target,
-                          stack=stack)
+                          stack=stack, run_seconds=run_seconds, sampled=sampled)
     if raise_on_mismatch and not result.ok:
         raise VerificationError(result)
     return result

@@ -143,3 +143,36 @@ def test_a_callers_numpy_error_state_does_not_break_the_reference(rng, gcc):
     with np.errstate(all="raise"):
         module = darbgen.generate([layer], dtype="float32", kernel="dense")
         assert verify(module, cc=gcc, n_random=8).ok
+
+
+def test_sample_rows_spreads_over_every_vector():
+    from darbgen.verify import sample_rows
+
+    assert list(sample_rows(5, 12)) == [0, 1, 2, 3, 4]
+    rows = sample_rows(100, 12)
+    assert len(rows) == 12 and rows[0] == 0 and rows[-1] == 99 and np.all(np.diff(rows) > 0)
+
+
+def test_a_core_checks_a_sample_within_a_time_out_from_the_hosts_run(rng, gcc, qemu):
+    """verify(..., target, sample=host result) runs TARGET_SAMPLE vectors per unit in QEMU (the host ran them
+    all), and its time-out comes from the host's run time."""
+    from darbgen.toolchain import cortex_m
+    from darbgen.verify import TARGET_SAMPLE
+
+    m = generate(layer_set(rng)[:2], dtype="int8", kernel="packed", prefix="t", calib=rng.standard_normal((64, 45)))
+    host = verify(m, cc=gcc)
+    assert host.ok and host.run_seconds > 0 and not host.sampled
+    assert all(c.vectors > TARGET_SAMPLE for c in host.layers)
+    core = verify(m, target="cortex-m4", sample=host)
+    assert core.ok and core.sampled
+    assert all(c.vectors == TARGET_SAMPLE for c in core.layers)
+    assert cortex_m.run_timeout(host.run_seconds) < cortex_m.RUN_TIMEOUT
+    full = verify(m, target="cortex-m4")            # no sample: every vector, the fixed time-out
+    assert full.ok and not full.sampled and [c.vectors for c in full.layers] == [c.vectors for c in host.layers]
+
+
+def test_build_rejects_a_bad_timeout(tmp_path):
+    from darbgen.build import build
+
+    with pytest.raises(DarbgenError, match="--timeout must be a positive number of seconds"):
+        build("examples/digits_mlp.npz", timeout=0)
