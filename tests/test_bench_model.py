@@ -250,9 +250,10 @@ def test_json_through_the_cli(small_models, cmsis_nn, capsys):
 def test_kws_on_cortex_m4_matches_the_measured_cmsis_nn_figures(cmsis_nn):
     """The KWS DS-CNN: CMSIS-NN equals darbgen unpruned bit for bit; its counts equal those measured independently
     in ../shared/third_party/README.md (7,692,370; conv 10x4 3.49 instructions a MAC, depthwise 7.79, pointwise
-    2.09). Only softmax depends on the input (a few thousand instructions)."""
+    2.09). Only softmax depends on the input (a few thousand instructions). darbgen stays where
+    docs/benchmarks.md records it: unpruned 0.67x CMSIS-NN's instructions, DARB 4x 0.60x (limits with room)."""
     _need(MLPERF / "kws_ref_model.tflite", "the KWS benchmark")
-    result = bm.run(MLPERF / "kws_ref_model.tflite", "cortex-m4", cmsis_nn, ratios=(1,), n_random=2)
+    result = bm.run(MLPERF / "kws_ref_model.tflite", "cortex-m4", cmsis_nn, ratios=(1, 4), n_random=2)
     assert result["checks"]["cmsis_nn_equals_darbgen_unpruned"]
     per_mac = {r["name"]: r["cmsis_nn"] / r["macs"] for r in result["layers"] if r["macs"]}
     assert round(per_mac["conv2d"], 2) == 3.49
@@ -260,7 +261,11 @@ def test_kws_on_cortex_m4_matches_the_measured_cmsis_nn_figures(cmsis_nn):
     assert round(per_mac["conv2d_1"], 2) == 2.09
     assert abs(result["cmsis"]["instructions"] - 7_692_370) < 10_000
     assert result["cmsis"]["flash"]["weights"] + result["cmsis"]["flash"]["bias"] == 24_368
-    assert result["darbgen"][0]["instructions"] > 0
+    cm = result["cmsis"]["instructions"]
+    d1, d4 = result["darbgen"]
+    assert 0 < d1["instructions"] < 0.75 * cm
+    assert d4["instructions"] < 0.68 * cm and d4["instructions"] < d1["instructions"]
+    assert d4["flash"]["data"] < 0.55 * result["cmsis"]["flash"]["data"]
 
 
 def test_count_calls_counts_mve_instructions_once(tmp_path):
