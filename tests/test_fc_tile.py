@@ -74,6 +74,10 @@ def tile_cases(seed=0):
         cases.append(make_tile_case(rng, rows, cols, pixels, (2, 4, 8), extreme=True))
         cases.append(make_tile_case(rng, rows, cols, pixels, (2, 4, 8), extreme=True, lut=lut))
     cases.append(make_tile_case(rng, 6, 24, 9, (4,), in_stride=0))        # every pixel the same vector
+    for shift in (-1, -2, -31):         # the assembly output stage's constant k at each end of the right shifts
+        c = make_tile_case(rng, 6, 40, 8, (2, 4), clamp=(-128, 127), n_random=3)
+        c.shift = np.full(6, shift, np.int8)
+        cases.append(c)
     for rows, cols, pixels in ((9, 64, 8), (5, 100, 3)):                   # one multiplier and shift for all rows
         c = make_tile_case(rng, rows, cols, pixels, (2, 4, 8), clamp=(-128, 127))
         cases.append(shared_scale(c))
