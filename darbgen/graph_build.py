@@ -45,6 +45,27 @@ def _outputs_real(qg, x_model, kernel):
     return qg.dequantize_output(qg.run(x_model, kernel)).reshape(len(x_model), -1)
 
 
+#: The pruning ratio from which DARB packed int8 layers take fewer instructions than dense ones, measured on the
+#: MLPerf Tiny models (docs/benchmarks.md): about 3x on cores without MVE; on the M55, whose dense kernels do 16
+#: multiply-adds per instruction, none of the measured ratios (up to 8x) gets there.
+PACKED_PAYS_FROM = {"cortex-m55": None}
+PACKED_PAYS_FROM_DEFAULT = 3.0
+
+
+def packed_speed_note(target, ratio, kernel, dtype):
+    """A note for the report when the packed kernels are expected to be slower than dense ones on ``target`` at
+    ``ratio`` (they still save flash), else None."""
+    if target == "host" or ratio is None or kernel != "packed" or dtype != "int8":
+        return None
+    pays = PACKED_PAYS_FROM.get(target, PACKED_PAYS_FROM_DEFAULT)
+    if pays is not None and ratio >= pays:
+        return None
+    when = f"below about {pays:g}x" if pays is not None else "at the ratios measured (up to 8x)"
+    return (f"on {target} DARB packed layers {when} take more instructions than dense ones (the index costs more "
+            f"than the skipped multiply-adds; docs/benchmarks.md): they save flash; --kernel dense keeps every "
+            f"weight and the dense speed")
+
+
 def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
                 percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None,
                 prune_options=None, bar=None, advance=None, command=None, layers=None, start=None, timeout=None):
@@ -71,6 +92,9 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
     if kernel == "packed" and not results:
         notes.append("no --ratio: dense weights, kernel dense")
         kernel = "dense"
+    note = packed_speed_note(target, ratio, kernel, dtype)
+    if note:
+        notes.append(note)
     if calib is None and dtype == "int8" and not graph.quantized:
         if src.calib is not None:
             calib = src.calib

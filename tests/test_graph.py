@@ -382,3 +382,15 @@ def test_block_counts_equal_a_single_step_trace(tmp_path, qemu, core):
             inside, n = True, 1
     counted = V.count_instructions(module, core)
     assert [counted.instructions[u.name] for u in units] == single
+
+
+def test_packed_speed_note():
+    """The report says when packed layers are expected to be slower than dense ones on the target."""
+    from darbgen.graph_build import packed_speed_note
+
+    assert packed_speed_note("host", 2, "packed", "int8") is None
+    assert packed_speed_note("cortex-m4", 4, "packed", "int8") is None
+    assert packed_speed_note("cortex-m4", None, "packed", "int8") is None
+    assert packed_speed_note("cortex-m4", 2, "dense", "int8") is None
+    assert "below about 3x" in packed_speed_note("cortex-m4", 2, "packed", "int8")
+    assert "--kernel dense" in packed_speed_note("cortex-m55", 8, "packed", "int8")
