@@ -1,7 +1,7 @@
 /*
  * darb_depthwise.c - depthwise convolution over NHWC images (int8 and float32).
  *
- * darb_depthwise_s8 has two ways through an image. Both give every output
+ * darb_depthwise_s8 has three ways through an image. All give every output
  * value the operations of TFLM's reference kernel (see darb_ops_spatial.h;
  * darbgen/ops/depthwise.py is the NumPy twin): int32 sums of w * (x +
  * input_offset) over the taps inside the image, plus the bias, then
@@ -15,27 +15,48 @@
  *   each block over the in-image taps in (ky, kx) order (the taps outside
  *   the image are cut from the loop bounds once per pixel).
  *
- * - The channel-block loop, for depth multiplier 1 and kernels of at most
- *   DARB_DW_TAPS taps (any stride, dilation and padding): a block of
- *   channels at a time (4 with the Armv7E-M DSP instructions or in plain C,
- *   8 per MVE vector on the Cortex-M55 with the channel tail predicated),
- *   whose weights and output-stage constants are laid out once on the
- *   stack (190 bytes, 310 with MVE), then the image as runs of pixels with
- *   the same taps inside the image: the rows of the interior (every tap
- *   inside), the border columns beside it, the border rows. A run starts
- *   from the bias plus input_offset times the sum of its taps' weights and
- *   multiplies raw int8 inputs; a 3x3 interior pixel is one unrolled block
- *   of code, a border pixel one loop over its rows of 1 to 3 taps. On the
- *   DSP and MVE cores these bodies, and the output stage, are inline asm
- *   (gcc's own code spilled the weights and accumulators), and blocks whose
- *   shifts are all right shifts under the whole int8 clamp take a shorter
- *   output stage.
+ * - The plane path, on the DSP (Cortex-M4, M7, M33) and MVE (Cortex-M55)
+ *   cores, for 3x3 kernels with stride 1, dilation 1 and depth multiplier 1
+ *   (KWS's DS-CNN, MobileNet's stride-1 layers) whose shifts are all right
+ *   shifts of 1..22 and |bias| < 2^29 (see "3x3 stride-1 layers" below): a
+ *   band of rows by a tile of columns of one channel at a time goes into a
+ *   plane on the stack with the padding around the image filled with the
+ *   input zero point, which turns every window into a full 3x3 one of raw
+ *   int8 inputs. On the DSP cores the plane holds int16 pairs of rows, and
+ *   a pair of output rows takes 12 multiply instructions (SMLAD for 2 taps,
+ *   SMLAxy for 1) for 18 taps, the output stage 5 instructions a value
+ *   (SMMLAR with the rounding folded into its addend); on MVE a block of 4
+ *   output rows of a column is one vector of int32 lanes, 9 VMLA by the
+ *   weights as scalars, a column's loads serving the 3 output columns that
+ *   hold it, the output stage 6 instructions for 4 values (VQRDMLAH, VQSHL
+ *   saturating into the top byte, a scatter store). The whole tile, the
+ *   copy of the channels into the plane, their constants and the columns,
+ *   is one asm function (2.4 KB of code with its C driver on the Cortex-M4,
+ *   2.0 KB with MVE; 2.0 KB and 1.1 KB of stack, most of it the planes). On
+ *   the KWS layer 0.25x the instructions of CMSIS-NN's kernel on the
+ *   Cortex-M4, 0.38x on the M55.
+ *
+ * - The channel-block loop, for the other layers of depth multiplier 1 and
+ *   kernels of at most DARB_DW_TAPS taps (any stride, dilation and
+ *   padding): a block of channels at a time (4 with the Armv7E-M DSP
+ *   instructions or in plain C, 8 per MVE vector on the Cortex-M55 with the
+ *   channel tail predicated), whose weights and output-stage constants are
+ *   laid out once on the stack (190 bytes, 310 with MVE), then the image as
+ *   runs of pixels with the same taps inside the image: the rows of the
+ *   interior (every tap inside), the border columns beside it, the border
+ *   rows. A run starts from the bias plus input_offset times the sum of its
+ *   taps' weights and multiplies raw int8 inputs; a 3x3 interior pixel is
+ *   one unrolled block of code, a border pixel one loop over its rows of 1
+ *   to 3 taps. On the DSP and MVE cores these bodies, and the output stage,
+ *   are inline asm (gcc's own code spilled the weights and accumulators),
+ *   and blocks whose shifts are all right shifts under the whole int8 clamp
+ *   take a shorter output stage.
  *
  * The channels that 4-channel blocks leave over (in_c % 4, without MVE),
  * larger kernels and depth multipliers > 1 go through the general loop, and
  * so does everything on Armv6-M (Cortex-M0+) and under -DDARB_COMPACT
- * (about 1.1 KB of code instead of 4.4 KB; on the KWS layer 4 times the
- * instructions of the DSP blocks, 8 times those of MVE).
+ * (about 1.1 KB of code instead of 7 KB; on the KWS layer 9 times the
+ * instructions of the DSP plane path, 16 times those of MVE).
  */
 #include <stddef.h>
 #include <string.h>
@@ -1000,8 +1021,8 @@ static void darb_dw_run(const darb_dw_blk *b, const int8_t *p, uint32_t t0, uint
  * stretch as one run, their border pixels one by one). Returns the first
  * channel it did not cover.
  */
-static uint32_t darb_dw_s8_blocks(const darb_dw_geometry *g, const int8_t *weights, const darb_dw_quant_s8 *q,
-                                  const int8_t *in, int8_t *out)
+static DARB_DW_NOINLINE uint32_t darb_dw_s8_blocks(const darb_dw_geometry *g, const int8_t *weights,
+                                                   const darb_dw_quant_s8 *q, const int8_t *in, int8_t *out)
 {
     const uint32_t in_c = g->in_c;
     const uint32_t in_row = (uint32_t)g->in_w * in_c;
@@ -1092,10 +1113,1003 @@ static uint32_t darb_dw_s8_blocks(const darb_dw_geometry *g, const int8_t *weigh
 
 #endif /* DARB_DW_CHANNEL_BLOCKS */
 
+/* ====================================================================================================
+ * 3x3 stride-1 layers on the DSP and MVE cores: one channel at a time through a plane.
+ *
+ * For depth multiplier 1, a 3x3 kernel, stride 1 and dilation 1 the image goes through a small plane
+ * on the stack: a band of rows by a tile of columns of one channel (4 channels at a time are copied in
+ * on the DSP cores), the padding around the image filled with the input zero point zp. A tap in the
+ * padding then multiplies its weight by zp, which the start value (bias + input_offset * the sum of
+ * all 9 weights, input_offset = -zp) cancels exactly: every pixel is a full 3x3 window of raw int8
+ * inputs, with no border cases. An output column next to a plane column of padding (the image's
+ * first and last) starts from a start with that column's taps folded in and skips its loads. With
+ * |bias| < 2^29 every partial sum (and twice it) stays inside int32, in any order.
+ *
+ * The output stage, for right shifts r of 1..22, is the requantization folded into one rounding
+ * multiply-accumulate:
+ *   darb_requantize_fast(acc, m, -r) + output_offset
+ *     = (high + 2^(r-1) - (high < 0) + output_offset * 2^r) >> r,   high = (2 acc m + 2^31) >> 32,
+ * and (high < 0) may be replaced by (acc < 0) (they differ only where high = 0, and there both give 0
+ * after the shift); high + K with K = 2^(r-1) + output_offset * 2^r stays inside int32 (|high| <
+ * 2^30, |K| < 2^30 for r <= 22), so SMMLAR / VQRDMLAH with K - (acc < 0) as the addend give it
+ * exactly. The result is saturated to int8; a narrower clamp is a pass over the output afterwards
+ * (clamping the saturated value gives the same bits). Layers with other shifts or larger biases take
+ * the channel-block loop.
+ * ==================================================================================================== */
+#if defined(DARB_DW_DSP) || defined(DARB_DW_MVE)
+#define DARB_DW3 1
+#if defined(DARB_DW_MVE)
+#define DARB_DW3_MIN_ROWS 4u          /* a vector of 4 rows */
+#define DARB_DW3_MIN_COLS 2u          /* a block's prologue and epilogue */
+#define DARB_DW3_MIN_CHANNELS 1u
+#define DARB_DW3_MAX_ROW_STEP 9362u   /* 7 input rows' steps in a 16-bit gather offset */
+#else
+#define DARB_DW3_MIN_ROWS 2u          /* a pair of rows */
+#define DARB_DW3_MIN_COLS 1u
+#define DARB_DW3_MIN_CHANNELS 4u      /* a block of 4 (the others go through the general loop) */
+#define DARB_DW3_MAX_ROW_STEP 0xFFFFFFFFu
+#endif
+
+#define DARB_DW3_STR_(x) #x
+#define DARB_DW3_STR(x) DARB_DW3_STR_(x)
+
+/* Whether the plane path takes the layer: the geometry (bands and tiles of the image are then at least
+ * DARB_DW3_MIN_ROWS by DARB_DW3_MIN_COLS), a right shift of 1..22 and |bias| < 2^29 in every channel. */
+static int darb_dw3_takes(const darb_dw_geometry *g, const darb_dw_quant_s8 *q)
+{
+    uint32_t c;
+    if (g->mult != 1u || g->kh != 3u || g->kw != 3u || g->stride_h != 1u || g->stride_w != 1u || g->dil_h != 1u ||
+        g->dil_w != 1u || g->out_h < DARB_DW3_MIN_ROWS || g->out_w < DARB_DW3_MIN_COLS ||
+        (uint32_t)g->in_w * g->in_c > DARB_DW3_MAX_ROW_STEP || g->in_c < DARB_DW3_MIN_CHANNELS) {
+        return 0;
+    }
+    for (c = 0u; c < g->in_c; ++c) {
+        const int32_t s = q->shift[c];
+        if (s > -1 || s < -22 || q->multiplier[c] < 0) {
+            return 0;
+        }
+        if (q->bias != 0 && (q->bias[c] >= (1 << 29) || q->bias[c] <= -(1 << 29))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* n parts of `total` as even as possible: part k is [*lo, *lo + *len) */
+static void darb_dw3_split(uint32_t total, uint32_t parts, uint32_t k, uint32_t *lo, uint32_t *len)
+{
+    const uint32_t base = total / parts;
+    const uint32_t extra = total % parts;
+    *lo = k * base + (k < extra ? k : extra);
+    *len = base + (k < extra ? 1u : 0u);
+}
+
+/* The plane rows [*lo, *hi) (of `rows`, plane row 0 being image row `iy0`) inside the image. */
+static void darb_dw3_rows_in(int32_t iy0, uint32_t rows, uint32_t in_h, uint32_t *lo, uint32_t *hi)
+{
+    const int32_t a = iy0 < 0 ? -iy0 : 0;
+    int32_t b = (int32_t)in_h - iy0;
+    b = b < (int32_t)rows ? b : (int32_t)rows;
+    *lo = (uint32_t)a;
+    *hi = b > a ? (uint32_t)b : (uint32_t)a;
+}
+#endif
+
+#if defined(DARB_DW_DSP)
+
+/* The planes: int16 values, column-major; a column holds DARB_DW3_CS bytes, plane row pr in its
+ * halfword pr, so that word k holds rows 2k (low half) and 2k + 1 (high half); 4 planes (channels) of
+ * DARB_DW3_PS bytes. The kernel computes output rows in pairs (2k, 2k + 1) from words k and k + 1 of 3
+ * columns: with W01 = (w0, w1) and W12 = (w1, w2) the weights of one column of the kernel (rows 0, 1,
+ * 2) as int16 halves,
+ *   acc(2k)     += SMLAD(word k, W01) + word(k + 1).low * w2
+ *   acc(2k + 1) += word(k).high * w0 + SMLAD(word k + 1, W12):
+ * 4 multiply instructions for 6 multiply-adds. An odd band ends with one row alone. */
+#define DARB_DW3_CS_ASM 56
+#define DARB_DW3_CS ((uint32_t)DARB_DW3_CS_ASM)
+#define DARB_DW3_PS_ASM 392                           /* bytes a plane: 7 columns */
+#define DARB_DW3_PS ((uint32_t)DARB_DW3_PS_ASM)
+#define DARB_DW3_COLS (DARB_DW3_PS / DARB_DW3_CS)      /* plane columns: 5 output columns a tile */
+#define DARB_DW3_ROWS (2u * (DARB_DW3_CS / 4u) - 2u)  /* output rows a band: 26 */
+#define DARB_DW3_CS_S DARB_DW3_STR(DARB_DW3_CS_ASM)
+#define DARB_DW3_PS_S DARB_DW3_STR(DARB_DW3_PS_ASM)
+
+/* A tile for darb_dw3_dsp_tile: the planes; how 4 channels of the image go into them (s: the input
+ * of the first position, the next column in_c on; d: plane 1's word holding it, the next column
+ * DARB_DW3_CS on; a first row alone in the high half of its word (flags bit 0, the low half zp),
+ * pairs of rows two words a pass (`dbl` passes), one more pair (bit 1), a last row alone in a low half
+ * (bit 2, the high half zp)); the layer; the output columns, how to do the first and the last (0 all
+ * 3 kernel columns, 1 without column 0, 2 without column 2, when that plane column is padding); the
+ * kernel's constants (cb = &cb[17], see the kernel). Offsets in bytes as the asm uses them. */
+typedef struct {
+    uint32_t *planes;          /* 0 */
+    const int8_t *src;         /* 4: channel 0 */
+    uint8_t *dst;              /* 8 */
+    int8_t *out;               /* 12: the output of the tile's first pixel, channel 0 */
+    const int8_t *weights;     /* 16 */
+    uint32_t channels;         /* 20: in whole blocks of 4 */
+    const int32_t *bias;       /* 24: or NULL */
+    const int32_t *mult;       /* 28 */
+    const int8_t *shift;       /* 32 */
+    int32_t input_offset;      /* 36 */
+    int32_t output_offset;     /* 40 */
+    uint32_t rs_in;            /* 44 */
+    uint32_t in_c;             /* 48 */
+    uint32_t copy_cols;        /* 52 */
+    uint32_t dbl;              /* 56 */
+    uint32_t flags;            /* 60 */
+    uint32_t pad;              /* 64: zp in every byte */
+    uint32_t cols;             /* 68 */
+    uint32_t first;            /* 72 */
+    uint32_t last;             /* 76 */
+    int32_t cb[25];            /* 80 */
+} darb_dw3_dsp_job;
+typedef char darb_dw3_dsp_job_layout[offsetof(darb_dw3_dsp_job, cb) == 80u ? 1 : -1];
+
+/* The output stage of R (2 acc): (R >> 31) + K + ((R * m + 2^31) >> 32) (SMMLAR), >> r, saturated. */
+#define DARB_DW3_DSP_OUT(R, ADDR)                                        \
+    "add     r12, r7, " R ", asr #31\n\t"                                  \
+    "smmlar  " R ", " R ", r6, r12\n\t"                                    \
+    "asr     " R ", " R ", r8\n\t"                                         \
+    "ssat    " R ", #8, " R "\n\t"                                         \
+    "strb    " R ", " ADDR "\n\t"
+/* one kernel column (its words at LOAD, weights WA = W01, WB = W12) into the pair r4, r5 */
+#define DARB_DW3_DSP_KX(LOAD, WA, WB)                                    \
+    "ldrd    r12, lr, " LOAD "\n\t"                                        \
+    "smlad   r4, r12, " WA ", r4\n\t"                                      \
+    "smlatb  r5, r12, " WA ", r5\n\t"                                      \
+    "smlad   r5, lr, " WB ", r5\n\t"                                       \
+    "smlabt  r4, lr, " WB ", r4\n\t"
+/* the same into r4 alone (an odd band's last row) */
+#define DARB_DW3_DSP_KX1(LOAD, WA, WB)                                   \
+    "ldrd    r12, lr, " LOAD "\n\t"                                        \
+    "smlad   r4, r12, " WA ", r4\n\t"                                      \
+    "smlabt  r4, lr, " WB ", r4\n\t"
+#define DARB_DW3_DSP_P0 "[r0], #4"
+#define DARB_DW3_DSP_P1 "[r0, #(" DARB_DW3_CS_S " - 4)]"
+#define DARB_DW3_DSP_P2 "[r0, #(2 * " DARB_DW3_CS_S " - 4)]"
+#define DARB_DW3_DSP_T0 "[r0]"
+#define DARB_DW3_DSP_T1 "[r0, #" DARB_DW3_CS_S "]"
+#define DARB_DW3_DSP_T2 "[r0, #(2 * " DARB_DW3_CS_S ")]"
+/* the kernel columns of an output column: all 3; 1 and 2 (plane column 0 is padding, its taps in the
+ * start; r0 then points at the next plane column); 0 and 1 (the last plane column is padding) */
+#define DARB_DW3_DSP_FULL                                                \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P0, "r6", "r9")                          \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P1, "r7", "r10")                         \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P2, "r8", "r11")
+#define DARB_DW3_DSP_FULL1                                               \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T0, "r6", "r9")                         \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T1, "r7", "r10")                        \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T2, "r8", "r11")
+#define DARB_DW3_DSP_LEFT                                                \
+    "ldrd    r4, r5, [r1, #-64]\n\t"                                      \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P0, "r7", "r10")                         \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P1, "r8", "r11")
+#define DARB_DW3_DSP_LEFT1                                               \
+    "ldr     r4, [r1, #-64]\n\t"                                          \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T0, "r7", "r10")                        \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T1, "r8", "r11")
+#define DARB_DW3_DSP_RIGHT                                               \
+    "ldrd    r4, r5, [r1, #-56]\n\t"                                      \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P0, "r6", "r9")                          \
+    DARB_DW3_DSP_KX(DARB_DW3_DSP_P1, "r7", "r10")
+#define DARB_DW3_DSP_RIGHT1                                              \
+    "ldr     r4, [r1, #-56]\n\t"                                          \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T0, "r6", "r9")                         \
+    DARB_DW3_DSP_KX1(DARB_DW3_DSP_T1, "r7", "r10")
+#define DARB_DW3_DSP_NOP ""
+#define DARB_DW3_DSP_FWD "add     r0, r0, #" DARB_DW3_CS_S "\n\t"
+#define DARB_DW3_DSP_BACK "sub     r0, r0, #" DARB_DW3_CS_S "\n\t"
+/* A pair of output rows: the start and weights, the taps, the output stage of both, 2 rows on. */
+#define DARB_DW3_DSP_PAIR(MAC)                                           \
+    "ldm     r1, {r4-r11}\n\t"                                            \
+    MAC                                                                   \
+    "ldmdb   r1, {r6-r9}\n\t"                                             \
+    DARB_DW3_DSP_OUT("r4", "[r2]")                                        \
+    DARB_DW3_DSP_OUT("r5", "[r2, r9]")                                    \
+    "add     r2, r2, r9, lsl #1\n\t"
+/* One output column: the pairs of rows (two a pass, entered at the second for an odd count), then an
+ * odd band's last row; then to the next column. */
+#define DARB_DW3_DSP_COLUMN(NAME, V, MAC, MAC1, PRE, POST)               \
+    ".L" NAME "_" V ":\n\t"                                               \
+    PRE                                                                   \
+    "ldr     r3, [r1, #-40]\n\t"                                          \
+    "add     r3, r3, r0\n\t"                                              \
+    "ldr     r4, [r1, #-68]\n\t"                                          \
+    "cbnz    r4, .L" NAME "_" V "h\n"                                      \
+    ".L" NAME "_" V "p:\n\t"                                              \
+    DARB_DW3_DSP_PAIR(MAC)                                                \
+    ".L" NAME "_" V "h:\n\t"                                              \
+    DARB_DW3_DSP_PAIR(MAC)                                                \
+    "cmp     r0, r3\n\t"                                                  \
+    "bne     .L" NAME "_" V "p\n\t"                                       \
+    "ldr     r4, [r1, #-28]\n\t"                                          \
+    "cbz     r4, .L" NAME "_" V "t\n\t"                                   \
+    "ldm     r1, {r4-r11}\n\t"                                            \
+    MAC1                                                                  \
+    "ldmdb   r1, {r6-r9}\n\t"                                             \
+    DARB_DW3_DSP_OUT("r4", "[r2]")                                        \
+    ".L" NAME "_" V "t:\n\t"                                              \
+    POST                                                                  \
+    "b       .L" NAME "_next\n"
+/* A word of the 4 planes from rows A (low halves) and B (high halves) of 4 channels: bytes A0 A1 B0 B1
+ * and A2 A3 B2 B3 (PKH), sign-extended in pairs (SXTB16) to channels 0 and 1, 2 and 3; r2 plane 1. */
+#define DARB_DW3_DSP_WORD1(A, B)                                         \
+    "pkhbt   r9, " A ", " B ", lsl #16\n\t"                                \
+    "pkhtb   r10, " B ", " A ", asr #16\n\t"                               \
+    "sub     r4, r2, #" DARB_DW3_PS_S "\n\t"                              \
+    "sxtb16  r5, r9\n\t"                                                  \
+    "str     r5, [r4]\n\t"                                                \
+    "sxtb16  r5, r9, ror #8\n\t"                                          \
+    "str     r5, [r4, #" DARB_DW3_PS_S "]\n\t"                            \
+    "sxtb16  r5, r10\n\t"                                                 \
+    "str     r5, [r4, #(2 * " DARB_DW3_PS_S ")]\n\t"                      \
+    "sxtb16  r5, r10, ror #8\n\t"                                         \
+    "str     r5, [r4, #(3 * " DARB_DW3_PS_S ")]\n\t"                      \
+    "add     r2, r2, #4\n\t"
+/*
+ * darb_dw3_dsp_tile(job): every whole block of 4 channels of a tile. Per block: the 4 channels into
+ * the planes (2 words of each a pass: 4 rows loaded, PKHBT/PKHTB, SXTB16, a doubleword store a plane).
+ * Per channel: its constants into cb (the 9 weights doubled into W01, W12; the start doubled, and the
+ * starts of the columns next to padding; multiplier, K, r), then the output columns (the kernel).
+ * The kernel: r0 plane, r1 cb, r2 out, r3 end of the pairs of a column, r4 r5 the two accumulators,
+ * r6-r8 W01, r9-r11 W12, r12 lr the column's two words; in the output stage r6-r9 multiplier, K, r,
+ * row step. cb[-17] 1 for an odd number of pairs, cb[-16..-15] the start with plane column 0's taps
+ * as padding (twice), cb[-14..-13] the same with the last plane column's, cb[-10] 4 * pairs, cb[-9]
+ * column step in the plane after the pairs, cb[-8] in the output, cb[-7] 1 for an odd band (a last
+ * row alone), cb[-6..-5] unused, cb[-4..-1] multiplier, K, r, output row step; cb[0..1] the start
+ * twice, cb[2..4] W01 of kernel columns 0..2, cb[5..7] W12. The weights and starts are
+ * doubled (int16 halves 2w, start 2 * start): the accumulators hold 2 acc, which SMMLAR wants. Stack:
+ * 0 the first column's code, 4 the last one's, 8 columns left, 12 the job, 16 the block's first
+ * channel, 20 copy columns left, 24 the channel in the block.
+ */
+#define DARB_DW3_DSP_TILE(NAME)                                          \
+    "\t.section .text." NAME ",\"ax\",%progbits\n"                        \
+    "\t.align  2\n"                                                       \
+    "\t.global " NAME "\n"                                                \
+    "\t.hidden " NAME "\n"                                                \
+    "\t.thumb\n"                                                          \
+    "\t.thumb_func\n"                                                     \
+    "\t.type   " NAME ", %function\n"                                     \
+    NAME ":\n\t"                                                          \
+    "push    {r4-r11, lr}\n\t"                                            \
+    "sub     sp, sp, #32\n\t"                                             \
+    "str     r0, [sp, #12]\n\t"                                           \
+    "adr     r4, .L" NAME "_tab\n\t"                                      \
+    "ldrd    r5, r6, [r0, #72]\n\t"                                       \
+    "ldr     r5, [r4, r5, lsl #2]\n\t"                                    \
+    "ldr     r6, [r4, r6, lsl #2]\n\t"                                    \
+    "strd    r5, r6, [sp]\n\t"                                            \
+    "movs    r4, #0\n"                                                    \
+    ".L" NAME "_block:\n\t"                                               \
+    "str     r4, [sp, #16]\n\t"                                           \
+    "ldr     r11, [r0, #4]\n\t"                                           \
+    "add     r11, r11, r4\n\t"                                            \
+    "ldr     r12, [r0, #8]\n\t"                                           \
+    "ldr     r3, [r0, #44]\n\t"                                           \
+    "ldr     lr, [r0, #64]\n\t"                                           \
+    "ldr     r4, [r0, #52]\n\t"                                           \
+    "str     r4, [sp, #20]\n"                                             \
+    ".L" NAME "_fcol:\n\t"                                                \
+    "mov     r1, r11\n\t"                                                 \
+    "mov     r2, r12\n\t"                                                 \
+    "ldr     r8, [r0, #60]\n\t"                                           \
+    "tst     r8, #1\n\t"                                                  \
+    "beq     1f\n\t"                                                      \
+    "ldr     r7, [r1]\n\t"                                                \
+    "add     r1, r1, r3\n\t"                                              \
+    DARB_DW3_DSP_WORD1("lr", "r7")                                        \
+    "1:\n\t"                                                              \
+    "ldr     r4, [r0, #56]\n\t"                                           \
+    "cbz     r4, 3f\n"                                                    \
+    "2:\n\t"                                                              \
+    "ldr     r5, [r1]\n\t"                                                \
+    "ldr     r6, [r1, r3]\n\t"                                            \
+    "add     r1, r1, r3, lsl #1\n\t"                                      \
+    "ldr     r7, [r1]\n\t"                                                \
+    "ldr     r8, [r1, r3]\n\t"                                            \
+    "add     r1, r1, r3, lsl #1\n\t"                                      \
+    "pkhbt   r9, r5, r6, lsl #16\n\t"                                     \
+    "pkhbt   r10, r7, r8, lsl #16\n\t"                                    \
+    "pkhtb   r6, r6, r5, asr #16\n\t"                                     \
+    "pkhtb   r8, r8, r7, asr #16\n\t"                                     \
+    "sxtb16  r5, r9\n\t"                                                  \
+    "sxtb16  r7, r10\n\t"                                                 \
+    "strd    r5, r7, [r2, #-" DARB_DW3_PS_S "]\n\t"                       \
+    "sxtb16  r5, r9, ror #8\n\t"                                          \
+    "sxtb16  r7, r10, ror #8\n\t"                                         \
+    "strd    r5, r7, [r2]\n\t"                                            \
+    "sxtb16  r5, r6\n\t"                                                  \
+    "sxtb16  r7, r8\n\t"                                                  \
+    "strd    r5, r7, [r2, #" DARB_DW3_PS_S "]\n\t"                        \
+    "sxtb16  r5, r6, ror #8\n\t"                                          \
+    "sxtb16  r7, r8, ror #8\n\t"                                          \
+    "strd    r5, r7, [r2, #(2 * " DARB_DW3_PS_S ")]\n\t"                  \
+    "add     r2, r2, #8\n\t"                                              \
+    "subs    r4, r4, #1\n\t"                                              \
+    "bne     2b\n"                                                        \
+    "3:\n\t"                                                              \
+    "ldr     r8, [r0, #60]\n\t"                                           \
+    "tst     r8, #2\n\t"                                                  \
+    "beq     4f\n\t"                                                      \
+    "ldr     r6, [r1]\n\t"                                                \
+    "ldr     r7, [r1, r3]\n\t"                                            \
+    "add     r1, r1, r3, lsl #1\n\t"                                      \
+    DARB_DW3_DSP_WORD1("r6", "r7")                                        \
+    "4:\n\t"                                                              \
+    "tst     r8, #4\n\t"                                                  \
+    "beq     5f\n\t"                                                      \
+    "ldr     r6, [r1]\n\t"                                                \
+    DARB_DW3_DSP_WORD1("r6", "lr")                                        \
+    "5:\n\t"                                                              \
+    "ldr     r4, [r0, #48]\n\t"                                           \
+    "add     r11, r11, r4\n\t"                                            \
+    "add     r12, r12, #" DARB_DW3_CS_S "\n\t"                            \
+    "ldr     r4, [sp, #20]\n\t"                                           \
+    "subs    r4, r4, #1\n\t"                                              \
+    "str     r4, [sp, #20]\n\t"                                           \
+    "bne     .L" NAME "_fcol\n\t"                                         \
+    "movs    r4, #0\n"                                                    \
+    ".L" NAME "_chan:\n\t"                                                \
+    "str     r4, [sp, #24]\n\t"                                           \
+    "ldr     lr, [sp, #16]\n\t"                                           \
+    "add     lr, lr, r4\n\t"                                              \
+    "ldr     r1, [r0, #16]\n\t"                                           \
+    "add     r1, r1, lr\n\t"                                              \
+    "ldr     r3, [r0, #48]\n\t"                                           \
+    "add     r2, r3, r3, lsl #1\n\t"                                      \
+    "ldrsb   r4, [r1]\n\t"                                                \
+    "ldrsb   r5, [r1, r3]\n\t"                                            \
+    "ldrsb   r6, [r1, r3, lsl #1]\n\t"                                    \
+    "add     r1, r1, r2\n\t"                                              \
+    "ldrsb   r7, [r1]\n\t"                                                \
+    "ldrsb   r8, [r1, r3]\n\t"                                            \
+    "ldrsb   r9, [r1, r3, lsl #1]\n\t"                                    \
+    "add     r1, r1, r2\n\t"                                              \
+    "ldrsb   r10, [r1]\n\t"                                               \
+    "ldrsb   r11, [r1, r3]\n\t"                                           \
+    "ldrsb   r12, [r1, r3, lsl #1]\n\t"                                   \
+    "add     r1, r4, r7\n\t"                                              \
+    "add     r1, r1, r10\n\t"                                             \
+    "add     r2, r6, r9\n\t"                                              \
+    "add     r2, r2, r12\n\t"                                             \
+    "add     r3, r5, r8\n\t"                                              \
+    "add     r3, r3, r11\n\t"                                             \
+    "add     r3, r3, r1\n\t"                                              \
+    "add     r3, r3, r2\n\t"                                              \
+    "lsl     r4, r4, #1\n\t"                                              \
+    "pkhbt   r4, r4, r7, lsl #17\n\t"                                     \
+    "lsl     r7, r7, #1\n\t"                                              \
+    "pkhbt   r7, r7, r10, lsl #17\n\t"                                    \
+    "lsl     r5, r5, #1\n\t"                                              \
+    "pkhbt   r5, r5, r8, lsl #17\n\t"                                     \
+    "lsl     r8, r8, #1\n\t"                                              \
+    "pkhbt   r8, r8, r11, lsl #17\n\t"                                    \
+    "lsl     r6, r6, #1\n\t"                                              \
+    "pkhbt   r6, r6, r9, lsl #17\n\t"                                     \
+    "lsl     r9, r9, #1\n\t"                                              \
+    "pkhbt   r9, r9, r12, lsl #17\n\t"                                    \
+    "ldr     r10, [r0, #36]\n\t"                                          \
+    "lsl     r10, r10, #1\n\t"                                            \
+    "ldr     r11, [r0, #24]\n\t"                                          \
+    "cmp     r11, #0\n\t"                                                \
+    "it      ne\n\t"                                                      \
+    "ldrne   r11, [r11, lr, lsl #2]\n\t"                                  \
+    "lsl     r11, r11, #1\n\t"                                            \
+    "mla     r11, r10, r3, r11\n\t"                                       \
+    "mls     r12, r10, r1, r11\n\t"                                       \
+    "mls     r10, r10, r2, r11\n\t"                                       \
+    "mov     r2, r11\n\t"                                                 \
+    "mov     r3, r11\n\t"                                                 \
+    "add     r1, r0, #148\n\t"                                            \
+    "stm     r1, {r2-r9}\n\t"                                             \
+    "strd    r12, r12, [r1, #-64]\n\t"                                    \
+    "strd    r10, r10, [r1, #-56]\n\t"                                    \
+    "ldr     r2, [r0, #28]\n\t"                                           \
+    "ldr     r2, [r2, lr, lsl #2]\n\t"                                    \
+    "ldr     r3, [r0, #32]\n\t"                                           \
+    "ldrsb   r3, [r3, lr]\n\t"                                            \
+    "rsb     r3, r3, #0\n\t"                                              \
+    "ldr     r4, [r0, #40]\n\t"                                           \
+    "lsl     r4, r4, r3\n\t"                                              \
+    "sub     r5, r3, #1\n\t"                                              \
+    "movs    r6, #1\n\t"                                                  \
+    "lsl     r6, r6, r5\n\t"                                              \
+    "add     r4, r4, r6\n\t"                                              \
+    "strd    r2, r4, [r1, #-16]\n\t"                                      \
+    "str     r3, [r1, #-8]\n\t"                                           \
+    "ldr     r2, [r0, #12]\n\t"                                           \
+    "add     r2, r2, lr\n\t"                                              \
+    "ldr     r3, [r0, #68]\n\t"                                           \
+    "str     r3, [sp, #8]\n\t"                                            \
+    "ldr     r3, [sp, #24]\n\t"                                           \
+    "movw    r4, #" DARB_DW3_PS_S "\n\t"                                  \
+    "ldr     r0, [r0]\n\t"                                                \
+    "mla     r0, r3, r4, r0\n\t"                                          \
+    "ldr     pc, [sp]\n"                                                  \
+    DARB_DW3_DSP_COLUMN(NAME, "f", DARB_DW3_DSP_FULL, DARB_DW3_DSP_FULL1, DARB_DW3_DSP_NOP, DARB_DW3_DSP_NOP) \
+    DARB_DW3_DSP_COLUMN(NAME, "l", DARB_DW3_DSP_LEFT, DARB_DW3_DSP_LEFT1, DARB_DW3_DSP_FWD, DARB_DW3_DSP_BACK) \
+    DARB_DW3_DSP_COLUMN(NAME, "r", DARB_DW3_DSP_RIGHT, DARB_DW3_DSP_RIGHT1, DARB_DW3_DSP_NOP, DARB_DW3_DSP_NOP) \
+    ".L" NAME "_next:\n\t"                                                \
+    "ldrd    r4, r5, [r1, #-36]\n\t"                                      \
+    "add     r0, r0, r4\n\t"                                              \
+    "add     r2, r2, r5\n\t"                                              \
+    "ldr     r3, [sp, #8]\n\t"                                            \
+    "subs    r3, r3, #1\n\t"                                              \
+    "beq     .L" NAME "_chend\n\t"                                        \
+    "str     r3, [sp, #8]\n\t"                                            \
+    "cmp     r3, #1\n\t"                                                  \
+    "it      eq\n\t"                                                      \
+    "ldreq   pc, [sp, #4]\n\t"                                            \
+    "b       .L" NAME "_f\n"                                              \
+    ".L" NAME "_chend:\n\t"                                               \
+    "ldr     r0, [sp, #12]\n\t"                                           \
+    "ldr     r4, [sp, #24]\n\t"                                           \
+    "add     r4, r4, #1\n\t"                                              \
+    "cmp     r4, #4\n\t"                                                  \
+    "bne     .L" NAME "_chan\n\t"                                         \
+    "ldr     r4, [sp, #16]\n\t"                                           \
+    "ldr     r5, [r0, #20]\n\t"                                           \
+    "add     r4, r4, #4\n\t"                                              \
+    "cmp     r4, r5\n\t"                                                  \
+    "bne     .L" NAME "_block\n\t"                                        \
+    "add     sp, sp, #32\n\t"                                             \
+    "pop     {r4-r11, pc}\n\t"                                            \
+    ".align  2\n"                                                         \
+    ".L" NAME "_tab:\n\t"                                                 \
+    ".word   .L" NAME "_f + 1, .L" NAME "_l + 1, .L" NAME "_r + 1\n\t"    \
+    ".size   " NAME ", . - " NAME "\n"                                    \
+    "\t.text\n"
+
+void darb_dw3_dsp_tile(darb_dw3_dsp_job *job);
+__asm__(".syntax unified\n" DARB_DW3_DSP_TILE("darb_dw3_dsp_tile"));
+
+/* A layer's clamp narrower than int8's, after the tiles (which saturate to int8; clamping that gives
+ * the same as clamping the requantized value): 4 bytes a pass, SSUB8 setting the GE flags for SEL. */
+static void darb_dw3_clamp(int8_t *out, uint32_t n, int32_t lo, int32_t hi)
+{
+    const uint32_t lo4 = ((uint32_t)lo & 0xFFu) * 0x01010101u;
+    const uint32_t hi4 = ((uint32_t)hi & 0xFFu) * 0x01010101u;
+    for (; n >= 4u; n -= 4u, out += 4) {
+        uint32_t v;
+        uint32_t t;
+        memcpy(&v, out, 4u);
+        __asm__("ssub8 %[t], %[v], %[lo]\n\t"
+                "sel   %[v], %[v], %[lo]\n\t"
+                "ssub8 %[t], %[hi], %[v]\n\t"
+                "sel   %[v], %[v], %[hi]"
+                : [v] "+&r"(v), [t] "=&r"(t)
+                : [lo] "r"(lo4), [hi] "r"(hi4)
+                : "cc");
+        memcpy(out, &v, 4u);
+    }
+    for (; n != 0u; --n, ++out) {
+        *out = (int8_t)(*out < lo ? lo : *out > hi ? hi : *out);
+    }
+}
+
+static void darb_dw3_s8(const darb_dw_geometry *g, const int8_t *weights, const darb_dw_quant_s8 *q,
+                        const int8_t *in, int8_t *out)
+{
+    uint32_t planes[4u * DARB_DW3_PS / 4u];
+    darb_dw3_dsp_job job;
+    int32_t *const cb = job.cb + 17;
+    const uint32_t in_c = g->in_c;
+    const uint32_t rs = (uint32_t)g->out_w * in_c;
+    const uint32_t rs_in = (uint32_t)g->in_w * in_c;
+    const uint32_t pad16 = ((uint32_t)-q->input_offset & 0xFFFFu) * 0x10001u;   /* zp, zp as int16 */
+    const uint32_t bands = (g->out_h + DARB_DW3_ROWS - 1u) / DARB_DW3_ROWS;
+    const uint32_t tiles = (g->out_w + DARB_DW3_COLS - 3u) / (DARB_DW3_COLS - 2u);
+    uint32_t band;
+    uint32_t tile;
+    job.planes = planes;
+    job.weights = weights;
+    job.channels = in_c & ~3u;
+    job.bias = q->bias;
+    job.mult = q->multiplier;
+    job.shift = q->shift;
+    job.input_offset = q->input_offset;
+    job.output_offset = q->output_offset;
+    job.rs_in = rs_in;
+    job.in_c = in_c;
+    job.pad = ((uint32_t)-q->input_offset & 0xFFu) * 0x01010101u;
+    cb[-1] = (int32_t)rs;
+    for (band = 0u; band < bands; ++band) {
+        uint32_t y0;
+        uint32_t h;
+        darb_dw3_split(g->out_h, bands, band, &y0, &h);
+        cb[-17] = (int32_t)((h / 2u) & 1u);
+        cb[-10] = (int32_t)(4u * (h / 2u));
+        cb[-9] = (int32_t)(DARB_DW3_CS - 4u * (h / 2u));
+        cb[-8] = (int32_t)(in_c - 2u * (h / 2u) * rs);
+        cb[-7] = (int32_t)(h & 1u);
+        for (tile = 0u; tile < tiles; ++tile) {
+            const uint32_t words = h / 2u + 1u + (h & 1u);  /* words a column the kernel reads */
+            const int32_t iy0 = (int32_t)y0 - (int32_t)g->pad_top;   /* image row of plane row 0 */
+            int32_t ix0;
+            uint32_t x0;
+            uint32_t w;
+            uint32_t lo;
+            uint32_t hi;
+            uint32_t j0;
+            uint32_t j1;
+            uint32_t i;
+            darb_dw3_split(g->out_w, tiles, tile, &x0, &w);
+            ix0 = (int32_t)x0 - (int32_t)g->pad_left;   /* image column of plane column 0 */
+            for (i = 0u; i < 4u * DARB_DW3_PS / 4u; i += DARB_DW3_CS / 4u) {
+                uint32_t k;
+                for (k = 0u; k < words; ++k) {
+                    planes[i + k] = pad16;
+                }
+            }
+            darb_dw3_rows_in(iy0, 2u * words, g->in_h, &lo, &hi);
+            darb_dw3_rows_in(ix0, w + 2u, g->in_w, &j0, &j1);
+            if (lo < hi && j0 < j1) {
+                const uint32_t head = lo & 1u;   /* a first row alone in the high half of its word */
+                job.src = in + ((uint32_t)(iy0 + (int32_t)lo) * g->in_w + (uint32_t)(ix0 + (int32_t)j0)) * in_c;
+                job.dst = (uint8_t *)planes + DARB_DW3_PS + j0 * DARB_DW3_CS + 2u * (lo - head);
+                job.copy_cols = j1 - j0;
+                job.dbl = (hi - lo - head) / 4u;
+                job.flags = head | ((hi - lo - head) & 2u) | (((hi - lo - head) & 1u) << 2);
+            } else {                             /* all padding: nothing to copy */
+                job.src = in;
+                job.dst = (uint8_t *)planes + DARB_DW3_PS;
+                job.copy_cols = 1u;
+                job.dbl = 0u;
+                job.flags = 0u;
+            }
+            job.out = out + (y0 * g->out_w + x0) * in_c;
+            job.cols = w;
+            /* the first and last output columns without a padding plane column's taps */
+            job.first = ix0 < 0 ? 1u : w == 1u && ix0 + 2 >= (int32_t)g->in_w ? 2u : 0u;
+            job.last = ix0 + (int32_t)w + 1 >= (int32_t)g->in_w ? 2u : 0u;
+            darb_dw3_dsp_tile(&job);
+        }
+    }
+    if (q->act_min != -128 || q->act_max != 127) {
+        darb_dw3_clamp(out, (uint32_t)g->out_h * rs, q->act_min, q->act_max);
+    }
+    if (job.channels < in_c) {   /* the channels 4-channel blocks leave over (clamped there) */
+        darb_dw_s8_general(g, weights, q, in, out, job.channels, in_c);
+    }
+}
+#elif defined(DARB_DW_MVE)
+
+/* The plane: int8 values, column-major, DARB_DW3_CSB bytes a column. The kernel computes a block of
+ * 4 output rows of one column as one vector of 4 int32 lanes (VLDRB.S32 of the plane's rows y..y+3,
+ * y+1.., y+2.. times the weights as scalars, VMLA), sweeping the columns: a column's 3 loads serve
+ * the 3 output columns whose windows hold it, their accumulators in rotation (q0, q1, q2). The blocks
+ * start every 4 rows, the last at h - 4 (overlapping the one before it, with the same values). */
+#define DARB_DW3_CSB_ASM 32
+#define DARB_DW3_CSB ((uint32_t)DARB_DW3_CSB_ASM)
+#define DARB_DW3_COLS 16u                              /* plane columns: 14 output columns a tile */
+#define DARB_DW3_ROWS (DARB_DW3_CSB - 2u)              /* output rows a band: 30 */
+
+/* A tile for darb_dw3_mve_tile: the plane, how each channel's image part goes into it (chunks of 8
+ * rows, the last overlapping the one before, by `cols` columns; or `rows` < 8 rows under a
+ * predicate), the layer, the sweep's steps and entry points, the clamp (shifted to the top byte) and
+ * the output rows' offsets. Offsets in bytes as the asm uses them. */
+typedef struct {
+    int8_t *plane;            /* 0 */
+    const int8_t *src;        /* 4: the input of the first image position in the plane, channel 0 */
+    int8_t *dst;              /* 8: that position in the plane */
+    int8_t *out;              /* 12: the output of the tile's first pixel, channel 0 */
+    const int8_t *weights;    /* 16 */
+    uint32_t in_c;            /* 20 */
+    const int32_t *bias;      /* 24: or NULL */
+    const int32_t *mult;      /* 28 */
+    const int8_t *shift;      /* 32 */
+    int32_t input_offset;     /* 36 */
+    int32_t output_offset;    /* 40 */
+    uint32_t chunks;          /* 44 */
+    uint32_t cols;            /* 48 */
+    uint32_t rows;            /* 52 */
+    uint32_t src_off[5];      /* 56: a chunk's input offset */
+    uint32_t dst_off[5];      /* 76: its plane offset */
+    uint32_t blocks;          /* 96 */
+    uint32_t passes;          /* 100: passes of the 3-column loop */
+    uint32_t entry;           /* 104: where a block's loop starts: column phase 0, 1, 2, or 3 (no loop) */
+    uint32_t pad_left;        /* 108: plane column 0 is padding */
+    uint32_t pad_right;       /* 112: the last plane column is padding */
+    int32_t pstep;            /* 116: plane step from the end of a block's sweep to the next block */
+    int32_t ostep;            /* 120: output step from the end of a block's sweep to the next block */
+    int32_t pstep_last;       /* 124: the same to the last block */
+    int32_t ostep_last;       /* 128 */
+    uint32_t spare[3];
+    uint16_t gather[8];       /* 144: the input offsets of a chunk's 8 rows */
+    uint32_t offs[4];         /* 160: output row offsets */
+} darb_dw3_mve_job;
+typedef char darb_dw3_mve_job_layout[offsetof(darb_dw3_mve_job, offs) == 160u ? 1 : -1];
+
+/* One column j of the sweep in the loop: its 3 loads (rows y, y + 1, y + 2) times the weights of kernel
+ * column 2 into A (output column j - 2), 1 into B, 0 into C (initialized to the start); then A's output. */
+#define DARB_DW3_MVE_STEP(A, B, C)                         \
+    "vmov         " C ", q6\n\t"                             \
+    "vldrb.s32    q3, [r0], #" DARB_DW3_CSB_S "\n\t"         \
+    "vmla.s32     " A ", q3, r9\n\t"                         \
+    "vmla.s32     " B ", q3, r6\n\t"                         \
+    "vmla.s32     " C ", q3, r3\n\t"                         \
+    "vldrb.s32    q3, [r0, #(1 - " DARB_DW3_CSB_S ")]\n\t"   \
+    "vmla.s32     " A ", q3, r10\n\t"                        \
+    "vmla.s32     " B ", q3, r7\n\t"                         \
+    "vmla.s32     " C ", q3, r4\n\t"                         \
+    "vldrb.s32    q3, [r0, #(2 - " DARB_DW3_CSB_S ")]\n\t"   \
+    "vmla.s32     " A ", q3, r11\n\t"                        \
+    "vmla.s32     " B ", q3, r8\n\t"                         \
+    "vmla.s32     " C ", q3, r5\n\t"                         \
+    DARB_DW3_MVE_OUT(A)                                      \
+    "add          r1, r1, r2\n\t"
+/* A's output: t = (A >> 31) + K; t += (2 A m + 2^31) >> 32 (VQRDMLAH); t <<= 24 - r, saturating, so
+ * that the top byte holds the result saturated to int8; >> 24; stored to the 4 rows (scatter). */
+#define DARB_DW3_MVE_OUT(A)                                \
+    "vshr.s32     q3, " A ", #31\n\t"                        \
+    "vadd.i32     q3, q3, q4\n\t"                            \
+    "vqrdmlah.s32 q3, " A ", r12\n\t"                        \
+    "vqshl.s32    q3, q3, q5\n\t"                            \
+    "vshr.s32     q3, q3, #24\n\t"                           \
+    "vstrb.32     q3, [r1, q7]\n\t"
+/* plane column j (rows y, y + 1, y + 2) times one kernel column into ACC, or two into A and B */
+#define DARB_DW3_MVE_COL(ACC, W0, W1, W2)                  \
+    "vldrb.s32    q3, [r0], #" DARB_DW3_CSB_S "\n\t"         \
+    "vmla.s32     " ACC ", q3, " W0 "\n\t"                   \
+    "vldrb.s32    q3, [r0, #(1 - " DARB_DW3_CSB_S ")]\n\t"   \
+    "vmla.s32     " ACC ", q3, " W1 "\n\t"                   \
+    "vldrb.s32    q3, [r0, #(2 - " DARB_DW3_CSB_S ")]\n\t"   \
+    "vmla.s32     " ACC ", q3, " W2 "\n\t"
+#define DARB_DW3_MVE_COL2(A, B, WA0, WA1, WA2, WB0, WB1, WB2) \
+    "vldrb.s32    q3, [r0], #" DARB_DW3_CSB_S "\n\t"         \
+    "vmla.s32     " A ", q3, " WA0 "\n\t"                    \
+    "vmla.s32     " B ", q3, " WB0 "\n\t"                    \
+    "vldrb.s32    q3, [r0, #(1 - " DARB_DW3_CSB_S ")]\n\t"   \
+    "vmla.s32     " A ", q3, " WA1 "\n\t"                    \
+    "vmla.s32     " B ", q3, " WB1 "\n\t"                    \
+    "vldrb.s32    q3, [r0, #(2 - " DARB_DW3_CSB_S ")]\n\t"   \
+    "vmla.s32     " A ", q3, " WA2 "\n\t"                    \
+    "vmla.s32     " B ", q3, " WB2 "\n\t"
+#define DARB_DW3_CSB_S DARB_DW3_STR(DARB_DW3_CSB_ASM)
+/*
+ * darb_dw3_mve_tile(job): every channel of a tile. Per channel: its image part into the plane (8
+ * rows a gather, VLDRB.U16 with 16-bit offsets, the columns in a low-overhead loop); its constants
+ * (the 9 weights as scalars in r3-r11: kernel column kx, row ky in r(3 + 3 kx + ky); the multiplier
+ * in r12; K, 24 - r, the start in q4-q6; the start of output column 0 when plane column 0 is padding
+ * and what the last plane column adds when it is padding, on the stack); then the blocks of 4 rows:
+ * the prologue (plane columns 0 and 1 into q0, q1: output columns 0 and 1), the loop over columns
+ * 2..w-1 (3 a pass, entered at the phase that makes it end at phase 0), the epilogue (columns w and
+ * w + 1: outputs w - 2 and w - 1 from q0 and q1). Registers in the blocks: r0 plane, r1 output, r2
+ * in_c, lr the loop count, q3 the loads, q7 the output rows' offsets. Stack: 0 pstep, 4 ostep, 8
+ * pstep_last, 12 ostep_last, 16 blocks left, 20 passes, 24 the multiplier, 28 the loop's entry, 32
+ * act_min << 24, 48 act_max << 24 | 0xFFFFFF, 64 start_l, 80 right, 96 the prologue, 100 the
+ * epilogue, 104 the job, 108 the channel, 112 blocks.
+ */
+#define DARB_DW3_MVE_TILE(NAME)                                            \
+    "\t.section .text." NAME ",\"ax\",%progbits\n"                          \
+    "\t.align  2\n"                                                         \
+    "\t.global " NAME "\n"                                                  \
+    "\t.hidden " NAME "\n"                                                  \
+    "\t.thumb\n"                                                            \
+    "\t.thumb_func\n"                                                       \
+    "\t.type   " NAME ", %function\n"                                       \
+    NAME ":\n\t"                                                            \
+    "push         {r4-r11, lr}\n\t"                                         \
+    "vpush        {d8-d15}\n\t"                                             \
+    "sub          sp, sp, #128\n\t"                                         \
+    "str          r0, [sp, #104]\n\t"                                       \
+    "vldrw.32     q7, [r0, #160]\n\t"                                       \
+    "ldrd         r4, r5, [r0, #116]\n\t"                                   \
+    "strd         r4, r5, [sp]\n\t"                                         \
+    "ldrd         r4, r5, [r0, #124]\n\t"                                   \
+    "strd         r4, r5, [sp, #8]\n\t"                                     \
+    "ldrd         r4, r5, [r0, #96]\n\t"                                    \
+    "str          r4, [sp, #112]\n\t"                                       \
+    "str          r5, [sp, #20]\n\t"                                        \
+    "adr          r5, .L" NAME "_tab\n\t"                                   \
+    "ldr          r4, [r0, #104]\n\t"                                       \
+    "ldr          r4, [r5, r4, lsl #2]\n\t"                                 \
+    "str          r4, [sp, #28]\n\t"                                        \
+    "ldr          r4, [r0, #108]\n\t"                                       \
+    "add          r4, r4, #4\n\t"                                           \
+    "ldr          r4, [r5, r4, lsl #2]\n\t"                                 \
+    "str          r4, [sp, #96]\n\t"                                        \
+    "ldr          r4, [r0, #112]\n\t"                                       \
+    "add          r4, r4, #6\n\t"                                           \
+    "ldr          r4, [r5, r4, lsl #2]\n\t"                                 \
+    "str          r4, [sp, #100]\n\t"                                       \
+    "movs         r8, #0\n"                                                 \
+    ".L" NAME "_chan:\n\t"                                                  \
+    "str          r8, [sp, #108]\n\t"                                       \
+    "vldrw.32     q1, [r0, #144]\n\t"                                       \
+    "ldrd         r1, r2, [r0, #4]\n\t"                                     \
+    "add          r1, r1, r8\n\t"                                           \
+    "ldr          r3, [r0, #20]\n\t"                                        \
+    "ldr          r4, [r0, #44]\n\t"                                        \
+    "cbz          r4, .L" NAME "_pred\n\t"                                  \
+    "add          r5, r0, #56\n"                                            \
+    ".L" NAME "_chunk:\n\t"                                                 \
+    "ldr          r7, [r5, #20]\n\t"                                        \
+    "ldr          r6, [r5], #4\n\t"                                         \
+    "add          r6, r6, r1\n\t"                                           \
+    "add          r7, r7, r2\n\t"                                           \
+    "ldr          lr, [r0, #48]\n\t"                                        \
+    "dls          lr, lr\n"                                                 \
+    ".L" NAME "_copy:\n\t"                                                  \
+    "vldrb.u16    q0, [r6, q1]\n\t"                                         \
+    "add          r6, r6, r3\n\t"                                           \
+    "vstrb.16     q0, [r7], #" DARB_DW3_CSB_S "\n\t"                        \
+    "le           lr, .L" NAME "_copy\n\t"                                  \
+    "subs         r4, r4, #1\n\t"                                           \
+    "bne          .L" NAME "_chunk\n\t"                                     \
+    "b            .L" NAME "_setup\n"                                       \
+    ".L" NAME "_pred:\n\t"                                                  \
+    "ldr          r4, [r0, #52]\n\t"                                        \
+    "vctp.16      r4\n\t"                                                   \
+    "ldr          lr, [r0, #48]\n\t"                                        \
+    "dls          lr, lr\n"                                                 \
+    ".L" NAME "_copyp:\n\t"                                                 \
+    "vpst\n\t"                                                              \
+    "vldrbt.u16   q0, [r1, q1]\n\t"                                         \
+    "add          r1, r1, r3\n\t"                                           \
+    "vpst\n\t"                                                              \
+    "vstrbt.16    q0, [r2], #" DARB_DW3_CSB_S "\n\t"                        \
+    "le           lr, .L" NAME "_copyp\n"                                   \
+    ".L" NAME "_setup:\n\t"                                                 \
+    "ldr          r1, [r0, #24]\n\t"                                        \
+    "cbz          r1, 1f\n\t"                                               \
+    "ldr          r1, [r1, r8, lsl #2]\n"                                   \
+    "1:\n\t"                                                                \
+    "ldr          r2, [r0, #28]\n\t"                                        \
+    "ldr          r2, [r2, r8, lsl #2]\n\t"                                 \
+    "str          r2, [sp, #24]\n\t"                                        \
+    "ldr          r2, [r0, #32]\n\t"                                        \
+    "ldrsb        r2, [r2, r8]\n\t"                                         \
+    "ldr          r4, [r0, #40]\n\t"                                        \
+    "rsb          r2, r2, #0\n\t"                                           \
+    "lsl          r4, r4, r2\n\t"                                           \
+    "sub          r5, r2, #1\n\t"                                           \
+    "movs         r6, #1\n\t"                                               \
+    "lsl          r6, r6, r5\n\t"                                           \
+    "add          r4, r4, r6\n\t"                                           \
+    "vdup.32      q4, r4\n\t"                                               \
+    "rsb          r2, r2, #24\n\t"                                          \
+    "vdup.32      q5, r2\n\t"                                               \
+    "ldr          r12, [r0, #16]\n\t"                                       \
+    "add          r12, r12, r8\n\t"                                         \
+    "add          r2, r3, r3, lsl #1\n\t"                                   \
+    "ldrsb        r6, [r12, r3]\n\t"                                        \
+    "ldrsb        r9, [r12, r3, lsl #1]\n\t"                                \
+    "ldrsb        r4, [r12, r2]\n\t"                                        \
+    "add          lr, r12, r2\n\t"                                          \
+    "ldrsb        r7, [lr, r3]\n\t"                                         \
+    "ldrsb        r10, [lr, r3, lsl #1]\n\t"                                \
+    "ldrsb        r5, [lr, r2]\n\t"                                         \
+    "add          lr, lr, r2\n\t"                                           \
+    "ldrsb        r8, [lr, r3]\n\t"                                         \
+    "ldrsb        r11, [lr, r3, lsl #1]\n\t"                                \
+    "ldrsb        r3, [r12]\n\t"                                            \
+    "adds         r2, r3, r4\n\t"                                           \
+    "add          r2, r2, r5\n\t"                                           \
+    "add          lr, r9, r10\n\t"                                          \
+    "add          lr, lr, r11\n\t"                                          \
+    "add          r12, r6, r7\n\t"                                          \
+    "add          r12, r12, r8\n\t"                                         \
+    "add          r12, r12, r2\n\t"                                         \
+    "add          r12, r12, lr\n\t"                                         \
+    "ldr          r0, [r0, #36]\n\t"                                        \
+    "mla          r1, r0, r12, r1\n\t"                                      \
+    "vdup.32      q6, r1\n\t"                                               \
+    "mls          r1, r0, r2, r1\n\t"                                       \
+    "vdup.32      q0, r1\n\t"                                               \
+    "vstrw.32     q0, [sp, #64]\n\t"                                        \
+    "mul          r1, r0, lr\n\t"                                           \
+    "rsb          r1, r1, #0\n\t"                                           \
+    "vdup.32      q0, r1\n\t"                                               \
+    "vstrw.32     q0, [sp, #80]\n\t"                                        \
+    "ldr          r12, [sp, #24]\n\t"                                       \
+    "ldr          lr, [sp, #104]\n\t"                                       \
+    "ldr          r0, [lr]\n\t"                                             \
+    "ldr          r1, [lr, #12]\n\t"                                        \
+    "ldr          r2, [sp, #108]\n\t"                                       \
+    "add          r1, r1, r2\n\t"                                           \
+    "ldr          r2, [lr, #20]\n\t"                                        \
+    "ldr          lr, [sp, #112]\n\t"                                       \
+    "str          lr, [sp, #16]\n\t"                                        \
+    "ldr          pc, [sp, #96]\n"                                          \
+    ".L" NAME "_pro0:\n\t"                                                  \
+    "vmov         q0, q6\n\t"                                               \
+    DARB_DW3_MVE_COL("q0", "r3", "r4", "r5")                                \
+    "b            .L" NAME "_pro1\n"                                        \
+    ".L" NAME "_prop:\n\t"                                                  \
+    "vldrw.32     q0, [sp, #64]\n\t"                                        \
+    "add          r0, r0, #" DARB_DW3_CSB_S "\n"                            \
+    ".L" NAME "_pro1:\n\t"                                                  \
+    "vmov         q1, q6\n\t"                                               \
+    DARB_DW3_MVE_COL2("q0", "q1", "r6", "r7", "r8", "r3", "r4", "r5")       \
+    "ldr          lr, [sp, #20]\n\t"                                        \
+    "dls          lr, lr\n\t"                                               \
+    "ldr          pc, [sp, #28]\n"                                          \
+    ".L" NAME "_e1:\n\t"                                                    \
+    "vmov         q2, q1\n\t"                                               \
+    "vmov         q1, q0\n\t"                                               \
+    "b            .L" NAME "_ph1\n"                                         \
+    ".L" NAME "_e2:\n\t"                                                    \
+    "vmov         q2, q0\n\t"                                               \
+    "vmov         q0, q1\n\t"                                               \
+    "b            .L" NAME "_ph2\n"                                         \
+    ".L" NAME "_ph0:\n\t"                                                   \
+    DARB_DW3_MVE_STEP("q0", "q1", "q2")                                     \
+    ".L" NAME "_ph1:\n\t"                                                   \
+    DARB_DW3_MVE_STEP("q1", "q2", "q0")                                     \
+    ".L" NAME "_ph2:\n\t"                                                   \
+    DARB_DW3_MVE_STEP("q2", "q0", "q1")                                     \
+    "le           lr, .L" NAME "_ph0\n"                                     \
+    ".L" NAME "_epi:\n\t"                                                   \
+    "ldr          pc, [sp, #100]\n"                                         \
+    ".L" NAME "_epi0:\n\t"                                                  \
+    DARB_DW3_MVE_COL2("q0", "q1", "r9", "r10", "r11", "r6", "r7", "r8")     \
+    DARB_DW3_MVE_OUT("q0")                                                  \
+    "add          r1, r1, r2\n\t"                                           \
+    DARB_DW3_MVE_COL("q1", "r9", "r10", "r11")                              \
+    "b            .L" NAME "_out\n"                                         \
+    ".L" NAME "_epip:\n\t"                                                  \
+    DARB_DW3_MVE_COL2("q0", "q1", "r9", "r10", "r11", "r6", "r7", "r8")     \
+    DARB_DW3_MVE_OUT("q0")                                                  \
+    "add          r1, r1, r2\n\t"                                           \
+    "vldrw.32     q3, [sp, #80]\n\t"                                        \
+    "vadd.i32     q1, q1, q3\n\t"                                           \
+    "add          r0, r0, #" DARB_DW3_CSB_S "\n"                            \
+    ".L" NAME "_out:\n\t"                                                   \
+    DARB_DW3_MVE_OUT("q1")                                                  \
+    "ldr          lr, [sp, #16]\n\t"                                        \
+    "subs         lr, lr, #1\n\t"                                           \
+    "beq          .L" NAME "_next\n\t"                                      \
+    "str          lr, [sp, #16]\n\t"                                        \
+    "cmp          lr, #1\n\t"                                               \
+    "ite          ne\n\t"                                                   \
+    "ldrdne       r12, lr, [sp]\n\t"                                        \
+    "ldrdeq       r12, lr, [sp, #8]\n\t"                                    \
+    "add          r0, r0, r12\n\t"                                          \
+    "add          r1, r1, lr\n\t"                                           \
+    "ldr          r12, [sp, #24]\n\t"                                       \
+    "ldr          pc, [sp, #96]\n"                                          \
+    ".L" NAME "_next:\n\t"                                                  \
+    "ldr          r0, [sp, #104]\n\t"                                       \
+    "ldr          r8, [sp, #108]\n\t"                                       \
+    "ldr          r1, [r0, #20]\n\t"                                        \
+    "add          r8, r8, #1\n\t"                                           \
+    "cmp          r8, r1\n\t"                                               \
+    "bne          .L" NAME "_chan\n\t"                                      \
+    "add          sp, sp, #128\n\t"                                         \
+    "vpop         {d8-d15}\n\t"                                             \
+    "pop          {r4-r11, pc}\n\t"                                         \
+    ".align       2\n"                                                      \
+    ".L" NAME "_tab:\n\t"                                                   \
+    ".word        .L" NAME "_ph0 + 1, .L" NAME "_e1 + 1, .L" NAME "_e2 + 1, .L" NAME "_epi + 1\n\t" \
+    ".word        .L" NAME "_pro0 + 1, .L" NAME "_prop + 1, .L" NAME "_epi0 + 1, .L" NAME "_epip + 1\n\t" \
+    ".size   " NAME ", . - " NAME "\n"                                      \
+    "\t.text\n"
+
+void darb_dw3_mve_tile(const darb_dw3_mve_job *job);
+__asm__(".syntax unified\n" DARB_DW3_MVE_TILE("darb_dw3_mve_tile"));
+
+/* A layer's clamp narrower than int8's, after the tiles (which saturate to int8; clamping that gives
+ * the same as clamping the requantized value): 16 bytes a vector, the last ones predicated. */
+static void darb_dw3_clamp(int8_t *out, uint32_t n, int32_t lo, int32_t hi)
+{
+    const int8x16_t vlo = vdupq_n_s8((int8_t)lo);
+    const int8x16_t vhi = vdupq_n_s8((int8_t)hi);
+    for (; n >= 16u; n -= 16u, out += 16) {
+        vst1q_s8(out, vminq_s8(vmaxq_s8(vld1q_s8(out), vlo), vhi));
+    }
+    if (n != 0u) {
+        const mve_pred16_t p = vctp8q(n);
+        vstrbq_p_s8(out, vminq_s8(vmaxq_s8(vldrbq_z_s8(out, p), vlo), vhi), p);
+    }
+}
+
+static void darb_dw3_s8(const darb_dw_geometry *g, const int8_t *weights, const darb_dw_quant_s8 *q,
+                        const int8_t *in, int8_t *out)
+{
+    int8_t plane[DARB_DW3_CSB * DARB_DW3_COLS] __attribute__((aligned(16)));
+    darb_dw3_mve_job job __attribute__((aligned(16)));
+    const uint32_t in_c = g->in_c;
+    const uint32_t rs = (uint32_t)g->out_w * in_c;
+    const uint32_t rs_in = (uint32_t)g->in_w * in_c;
+    const uint32_t bands = (g->out_h + DARB_DW3_ROWS - 1u) / DARB_DW3_ROWS;
+    const uint32_t tiles = (g->out_w + DARB_DW3_COLS - 3u) / (DARB_DW3_COLS - 2u);
+    const uint8x16_t zp = vdupq_n_u8((uint8_t)-q->input_offset);
+    uint32_t band;
+    uint32_t tile;
+    uint32_t i;
+    job.plane = plane;
+    job.weights = weights;
+    job.in_c = in_c;
+    job.bias = q->bias;
+    job.mult = q->multiplier;
+    job.shift = q->shift;
+    job.input_offset = q->input_offset;
+    job.output_offset = q->output_offset;
+    for (i = 0u; i < 8u; ++i) {
+        job.gather[i] = (uint16_t)(i * rs_in);
+    }
+    for (i = 0u; i < 4u; ++i) {
+        job.offs[i] = i * rs;
+    }
+    for (band = 0u; band < bands; ++band) {
+        uint32_t y0;
+        uint32_t h;
+        uint32_t blocks;
+        darb_dw3_split(g->out_h, bands, band, &y0, &h);
+        blocks = (h + 3u) / 4u;
+        job.blocks = blocks;
+        for (tile = 0u; tile < tiles; ++tile) {
+            const int32_t iy0 = (int32_t)y0 - (int32_t)g->pad_top;   /* image row of plane row 0 */
+            int32_t ix0;
+            uint32_t x0;
+            uint32_t w;
+            uint32_t lo;
+            uint32_t hi;
+            uint32_t j0;
+            uint32_t j1;
+            darb_dw3_split(g->out_w, tiles, tile, &x0, &w);
+            ix0 = (int32_t)x0 - (int32_t)g->pad_left;
+            /* the loop's passes over columns 2..w-1, entered at the phase that ends them at phase 0 */
+            job.entry = w == 2u ? 3u : (3u - (w - 2u) % 3u) % 3u;
+            job.passes = w == 2u ? 0u : (w - 2u + job.entry) / 3u;
+            /* after a block the plane pointer is w + 2 columns on, the output w - 1 columns */
+            job.pstep = (int32_t)(4u - (w + 2u) * DARB_DW3_CSB);
+            job.ostep = (int32_t)(4u * rs - (w - 1u) * in_c);
+            job.pstep_last = (int32_t)(h - 4u - 4u * (blocks - 2u) - (w + 2u) * DARB_DW3_CSB);
+            job.ostep_last = (int32_t)((h - 4u - 4u * (blocks - 2u)) * rs - (w - 1u) * in_c);
+            job.pad_left = ix0 < 0 ? 1u : 0u;
+            job.pad_right = ix0 + (int32_t)w + 1 >= (int32_t)g->in_w ? 1u : 0u;
+            for (i = 0u; i < (w + 2u) * DARB_DW3_CSB; i += 16u) {
+                vst1q_u8((uint8_t *)plane + i, zp);
+            }
+            darb_dw3_rows_in(iy0, h + 2u, g->in_h, &lo, &hi);
+            darb_dw3_rows_in(ix0, w + 2u, g->in_w, &j0, &j1);
+            job.rows = hi - lo;
+            job.cols = j1 - j0;
+            job.chunks = 0u;
+            if (job.rows == 0u || job.cols == 0u) {   /* all padding: one pass, no lanes */
+                job.rows = 0u;
+                job.cols = 1u;
+                lo = 0u;
+                j0 = 0u;
+                ix0 = 0;
+            } else if (job.rows >= 8u) {
+                uint32_t r = 0u;
+                for (;;) {
+                    job.src_off[job.chunks] = r * rs_in;
+                    job.dst_off[job.chunks] = r;
+                    ++job.chunks;
+                    if (r + 8u == job.rows) {
+                        break;
+                    }
+                    r = r + 16u <= job.rows ? r + 8u : job.rows - 8u;
+                }
+            }
+            job.dst = plane + j0 * DARB_DW3_CSB + lo;
+            job.src = job.rows == 0u ? in
+                                     : in + ((uint32_t)(iy0 + (int32_t)lo) * g->in_w + (uint32_t)(ix0 + (int32_t)j0)) * in_c;
+            job.out = out + (y0 * g->out_w + x0) * in_c;
+            darb_dw3_mve_tile(&job);
+        }
+    }
+    if (q->act_min != -128 || q->act_max != 127) {
+        darb_dw3_clamp(out, (uint32_t)g->out_h * rs, q->act_min, q->act_max);
+    }
+}
+#endif
+
 void darb_depthwise_s8(const darb_dw_geometry *g, const int8_t *weights, const darb_dw_quant_s8 *q,
                        const int8_t *in, int8_t *out)
 {
     uint32_t done = 0u;
+#ifdef DARB_DW3
+    if (darb_dw3_takes(g, q)) {
+        darb_dw3_s8(g, weights, q, in, out);
+        return;
+    }
+#endif
 #ifdef DARB_DW_CHANNEL_BLOCKS
     if (g->mult == 1u && (uint32_t)g->kh * g->kw <= DARB_DW_TAPS) {
         done = darb_dw_s8_blocks(g, weights, q, in, out);
