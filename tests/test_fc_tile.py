@@ -286,16 +286,17 @@ def counted_case(ratio, seed=1):
 CMSIS_NN_POINTWISE = {"cortex-m4": 1_069_003, "cortex-m55": 202_897}
 
 
-#: the tiles' instructions / darb_fc_s8 once per pixel, at most (measured at 4x and 8x: M4 0.47 and 0.46, M55 0.49
-#: and 0.49)
-TILE_VS_PER_PIXEL = {"cortex-m4": 0.6, "cortex-m55": 0.6}
+#: the tiles' instructions at 4x on KWS's pointwise layer, at most, / CMSIS-NN's dense layer (measured: M4 0.567,
+#: M55 1.155): a regression guard. On the M55, darb_fc_s8 once per pixel is faster (its vector loops take 16
+#: blocks per step; 0.92 of CMSIS-NN), so generated code calls it per pixel there (DARB_SPARSE_PER_PIXEL).
+TILE_VS_CMSIS = {"cortex-m4": 0.6, "cortex-m55": 1.2}
 
 
 @pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55"])
 def test_instructions(qemu, core, record_property):
-    """Counted in QEMU on KWS's pointwise layer at 4x and 8x: the tiles take far fewer instructions than
-    darb_fc_s8 once per pixel (each kept weight is decoded once per 4 pixels); on the M4 also fewer than CMSIS-NN's
-    dense layer at 4x (on the M55 not: MVE's dense kernels are faster than this sparse one, docs/benchmarks.md)."""
+    """Counted in QEMU on KWS's pointwise layer at 4x and 8x, against darb_fc_s8 once per pixel and CMSIS-NN's
+    dense layer: on the M4 the tiles take fewer instructions than both (each kept weight decoded once per 4
+    pixels); on the M55 they stay within their measured bound."""
     cases = [counted_case(4), counted_case(8)]
     outs, counts = run_cases(cases, core, per_pixel=range(2), trace=True)
     check(cases + cases, outs, core)
@@ -305,6 +306,6 @@ def test_instructions(qemu, core, record_property):
         print(f"{core} 64x64 x 125 pixels, blocks of {c.block_sizes[0]}: tiles {tile:,} ({tile / kept:.2f} per kept "
               f"multiply-add), darb_fc_s8 per pixel {pp:,} ({pp / kept:.2f}), ratio {tile / pp:.3f}, "
               f"/ CMSIS-NN dense {tile / CMSIS_NN_POINTWISE[core]:.3f}")
-        assert tile < pp * TILE_VS_PER_PIXEL[core]
-    if core == "cortex-m4":
-        assert counts[0] < CMSIS_NN_POINTWISE[core]
+        if core == "cortex-m4":
+            assert tile < 0.7 * pp
+    assert counts[0] < TILE_VS_CMSIS[core] * CMSIS_NN_POINTWISE[core]
