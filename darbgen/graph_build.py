@@ -46,22 +46,23 @@ def _outputs_real(qg, x_model, kernel):
 
 
 #: The pruning ratio from which DARB packed int8 layers take fewer instructions than dense ones, measured on the
-#: MLPerf Tiny models (docs/benchmarks.md): about 3x on cores without MVE; on the M55, whose dense kernels do 16
-#: multiply-adds per instruction, none of the measured ratios (up to 8x) gets there.
-PACKED_PAYS_FROM = {"cortex-m55": None}
-PACKED_PAYS_FROM_DEFAULT = 3.0
+#: MLPerf Tiny models (docs/benchmarks.md): about 3x; but on the M55, whose dense convolution kernels do 16
+#: multiply-adds per instruction, pruned convolutions stay slower at every measured ratio (up to 8x).
+PACKED_PAYS_FROM = 3.0
+CONV_KINDS = ("conv2d",)
 
 
-def packed_speed_note(target, ratio, kernel, dtype):
+def packed_speed_note(target, ratio, kernel, dtype, convolutions=False):
     """A note for the report when the packed kernels are expected to be slower than dense ones on ``target`` at
-    ``ratio`` (they still save flash), else None."""
+    ``ratio`` (they still save flash), else None; ``convolutions``: pruned convolutions are among them."""
     if target == "host" or ratio is None or kernel != "packed" or dtype != "int8":
         return None
-    pays = PACKED_PAYS_FROM.get(target, PACKED_PAYS_FROM_DEFAULT)
+    pays = None if (target == "cortex-m55" and convolutions) else PACKED_PAYS_FROM
     if pays is not None and ratio >= pays:
         return None
     when = f"below about {pays:g}x" if pays is not None else "at the ratios measured (up to 8x)"
-    return (f"on {target} DARB packed layers {when} take more instructions than dense ones (the index costs more "
+    what = "DARB packed convolutions" if pays is None else "DARB packed layers"
+    return (f"on {target} {what} {when} take more instructions than dense ones (the index costs more "
             f"than the skipped multiply-adds; docs/benchmarks.md): they save flash; --kernel dense keeps every "
             f"weight and the dense speed")
 
@@ -92,7 +93,8 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
     if kernel == "packed" and not results:
         notes.append("no --ratio: dense weights, kernel dense")
         kernel = "dense"
-    note = packed_speed_note(target, ratio, kernel, dtype)
+    note = packed_speed_note(target, ratio, kernel, dtype,
+                             any(n.kind in CONV_KINDS for n in pruned.nodes if n.name in results))
     if note:
         notes.append(note)
     if calib is None and dtype == "int8" and not graph.quantized:

@@ -393,4 +393,5 @@ def test_packed_speed_note():
     assert packed_speed_note("cortex-m4", None, "packed", "int8") is None
     assert packed_speed_note("cortex-m4", 2, "dense", "int8") is None
     assert "below about 3x" in packed_speed_note("cortex-m4", 2, "packed", "int8")
-    assert "--kernel dense" in packed_speed_note("cortex-m55", 8, "packed", "int8")
+    assert "--kernel dense" in packed_speed_note("cortex-m55", 8, "packed", "int8", convolutions=True)
+    assert packed_speed_note("cortex-m55", 8, "packed", "int8", convolutions=False) is None

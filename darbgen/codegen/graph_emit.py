@@ -197,6 +197,14 @@ class GraphEmitter:
         self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
         self.function(node, body)
 
+    @staticmethod
+    def per_core(tiled, per_pixel):
+        """A pruned int8 1x1 convolution's body: darb_fc_s8 on each pixel where darb.h defines
+        DARB_SPARSE_PER_PIXEL (MVE cores: on KWS's pointwise layers its vector loops beat the tile, 0.92x
+        against 1.16x CMSIS-NN's instructions at 4x; on ResNet-8's 3 x 3 layers the tile is faster), the tile
+        elsewhere."""
+        return f"#if defined(DARB_SPARSE_PER_PIXEL)\n{per_pixel}\n#else\n{tiled}\n#endif"
+
     def _strided_1x1(self, node, p, msym, how):
         """A 1x1 convolution with a stride above 1 and no padding (a residual network's shortcut): each output
         row's pixels are input pixels a constant stride apart, read in place, one output row per call
@@ -240,12 +248,17 @@ class GraphEmitter:
         tile = f"{self.prefix}_tile_s8"
         self.runtime_extra.update({"include/darb_graph.h", "src/darb_im2col.c"})
         if pointwise:
-            body = (f"    uint32_t p;\n"
-                    f"    for (p = 0; p < {pixels}u; p += DARB_TILE) {{\n"
-                    f"        const uint32_t n = p + DARB_TILE <= {pixels}u ? DARB_TILE : {pixels}u - p;\n"
-                    f"        darb_tile_s8(in + p * {w.in_c}u, n, {w.in_c}u, {cols}u, {tile});\n"
-                    f"        {msym}_run_tile({tile}, n, out + p * {oc}u);\n"
-                    f"    }}")
+            body = self.per_core(
+                (f"    uint32_t p;\n"
+                 f"    for (p = 0; p < {pixels}u; p += DARB_TILE) {{\n"
+                 f"        const uint32_t n = p + DARB_TILE <= {pixels}u ? DARB_TILE : {pixels}u - p;\n"
+                 f"        darb_tile_s8(in + p * {w.in_c}u, n, {w.in_c}u, {cols}u, {tile});\n"
+                 f"        {msym}_run_tile({tile}, n, out + p * {oc}u);\n"
+                 f"    }}"),
+                (f"    uint32_t p;\n"
+                 f"    for (p = 0; p < {pixels}u; ++p) {{\n"
+                 f"        {msym}_run(in + p * {w.in_c}u, out + p * {oc}u);\n"
+                 f"    }}"))
             self.function(node, body)
             return
         fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,

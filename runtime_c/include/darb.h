@@ -180,6 +180,12 @@ void darb_fc_f32(const darb_pattern *pattern, const float *values,
 #else
 #define DARB_TILE 4u
 #endif
+/* Defined where darb_fc_s8 on each pixel takes fewer instructions than the
+ * tiles on a 1x1 convolution (MVE cores: its vector loops take 16 blocks per
+ * step); generated pruned 1x1 convolutions then call it per pixel. */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(DARB_COMPACT)
+#define DARB_SPARSE_PER_PIXEL 1
+#endif
 void darb_fc_s8_tile(const darb_pattern *pattern, const int8_t *values, const darb_quant_s8 *quant,
                      const int8_t *tile, uint32_t pixels, int8_t *out);
 
