@@ -1,10 +1,12 @@
 /*
  * darb_graph.h - helpers of generated graph models (darbgen's op graph, NHWC).
  *
- * A convolution of a graph model runs as one matrix-vector product per output
- * pixel: darb_im2col_<t> gathers the pixel's input patch, in the column order
- * (ky, kx, c) of TFLite's (O, KH, KW, I) kernel, into a scratch vector, and
- * the layer's matrix kernel (darb.h) multiplies it. Taps outside the image
+ * A convolution of a graph model multiplies its weight matrix by input
+ * patches: darb_im2col_<t> gathers a pixel's patch, in the column order
+ * (ky, kx, c) of TFLite's (O, KH, KW, I) kernel, into a scratch vector (up to
+ * 8 of them for darb_mm_s8, dense int8), or darb_im2col_tile_s8 into one lane
+ * of a tile of DARB_TILE pixels (darb_fc_s8_tile, pruned int8); 1x1 layers
+ * read their input in place. Taps outside the image
  * read pad_value: the int8 input zero point (real 0; the bias holds the
  * folded zero point, so such a tap adds nothing, as TFLite skips it), 0.0f
  * for float32.
