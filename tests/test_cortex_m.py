@@ -194,3 +194,23 @@ def test_compact_packed_kernel(rng, qemu, gcc):
                             "-I.", "-c", "darb_fc_s8.c"], cwd=tmp, check=True)
             sizes.append(host.code_bytes(host.section_sizes(f"{tmp}/darb_fc_s8.o", "arm-none-eabi-size")))
     assert sizes[1] < 1024 < 4 * 1024 < sizes[0]
+
+
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55", "cortex-m0plus"])
+def test_runtime_compiles_without_optimization(core, tmp_path, arm_gcc):
+    """Every runtime kernel compiles with the strict flags at -O0 and -Og too (a firmware engineer's debug
+    build): the assembly paths that need an optimizing build's free registers step aside there."""
+    import subprocess
+
+    from darbgen.resources import runtime_c_dir
+    from darbgen.toolchain import host
+
+    rt = runtime_c_dir()
+    sources = sorted((rt / "src").glob("*.c"))
+    assert len(sources) > 20
+    for opt in ("-O0", "-Og"):
+        for src in sources:
+            cmd = [cortex_m.compiler(), *host.STRICT_FLAGS, *cortex_m.core(core).flags, opt, f"-I{rt / 'include'}",
+                   f"-I{rt / 'src'}", "-c", str(src), "-o", str(tmp_path / "x.o")]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            assert proc.returncode == 0, f"{core} {opt} {src.name}: {proc.stderr[-1500:]}"

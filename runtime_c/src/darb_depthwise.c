@@ -70,11 +70,12 @@
 /* Not on Armv6-M (Cortex-M0, M0+): with 8 low registers the 4-channel
  * blocks in plain C save too little (5 %) for their code (2.7 KB). */
 #if !defined(DARB_COMPACT) && !defined(__ARM_ARCH_6M__)
-/* the asm paths are in gcc's (and clang's) syntax */
-#if defined(__GNUC__) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+/* the asm paths are in gcc's (and clang's) syntax, and need the registers an
+ * optimizing build leaves free (at -O0 the portable blocks run instead) */
+#if defined(__GNUC__) && defined(__OPTIMIZE__) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #define DARB_DW_MVE 1
 #include <arm_mve.h>
-#elif defined(__GNUC__) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+#elif defined(__GNUC__) && defined(__OPTIMIZE__) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
 #define DARB_DW_DSP 1
 #endif
 #define DARB_DW_CHANNEL_BLOCKS 1

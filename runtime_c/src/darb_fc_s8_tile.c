@@ -25,8 +25,9 @@
 #include "darb.h"
 #include "darb_internal.h"
 
-/* DARB_TILE_MAC(A, WP, X): A[p] += *WP * X[p] for the tile's 4 lanes, WP advanced by one. */
-#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE)
+/* DARB_TILE_MAC(A, WP, X): A[p] += *WP * X[p] for the tile's 4 lanes, WP advanced by one. The
+ * assembly steps need the registers an optimizing build leaves free: at -O0 the portable C runs. */
+#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE) && defined(__OPTIMIZE__)
 typedef struct {
     int32_t a0, a1, a2, a3;
 } darb_tile_acc;
@@ -144,14 +145,15 @@ typedef struct {
 #error "darb_fc_s8_tile: DARB_TILE is 8 with MVE, else 4 (darb.h)"
 #endif
 
-#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE)
+#if defined(DARB_HAVE_DSP) && !defined(DARB_HAVE_MVE) && defined(__OPTIMIZE__)
 /* A row's output stage for the assembly below (a row that shifts right, no
- * table): k = 2^30 + 2^(30 + right) (per row; the multiplier and right - 1
- * come in registers), then output_offset, act_min and act_max twice (int16
- * halves, per call). */
+ * table): k = 2^30 + 2^(30 + right), the multiplier and right - 1 (per row),
+ * then output_offset, act_min and act_max twice (int16 halves, per call). */
 typedef struct {
     uint32_t k_lo;
     int32_t k_hi;
+    int32_t m;
+    uint32_t r1;
     uint32_t offset2;
     uint32_t min2;
     uint32_t max2;
@@ -175,25 +177,26 @@ static inline uint32_t darb_tile_twice(int32_t v)
 
 /* The four outputs of a row: requantized one by one, pixels 0 and 1, 2 and
  * 3 paired in int16 halves for the offset (QADD16) and the clamp (SSUB16
- * sets the GE flags, SEL picks), stored as bytes rows apart: 50
+ * sets the GE flags, SEL picks), stored as bytes rows apart: 52
  * instructions, where the C below takes about twice as many. */
 #define DARB_TILE_ASM_OUTPUT                                                                          \
-    DARB_TILE_ASM_REQUANT(a0) DARB_TILE_ASM_REQUANT(a1)                                              \
+    "ldr    %[m], [%[q], #8]\n\t"                                                                    \
+    "ldr    %[r1], [%[q], #12]\n\t" DARB_TILE_ASM_REQUANT(a0) DARB_TILE_ASM_REQUANT(a1)               \
     DARB_TILE_ASM_REQUANT(a2) DARB_TILE_ASM_REQUANT(a3)                                              \
     "pkhbt  %[a0], %[a0], %[a1], lsl #16\n\t"                                                        \
     "pkhbt  %[a2], %[a2], %[a3], lsl #16\n\t"                                                        \
-    "ldr    %[t], [%[q], #8]\n\t"                                                                   \
+    "ldr    %[t], [%[q], #16]\n\t"                                                                   \
     "qadd16 %[a0], %[a0], %[t]\n\t"                                                                  \
     "qadd16 %[a2], %[a2], %[t]\n\t"                                                                  \
-    "ldr    %[t], [%[q], #12]\n\t"                                                                   \
-    "ssub16 %[lo], %[a0], %[t]\n\t"                                                                   \
+    "ldr    %[t], [%[q], #20]\n\t"                                                                   \
+    "ssub16 %[m], %[a0], %[t]\n\t"                                                                   \
     "sel    %[a0], %[a0], %[t]\n\t"                                                                  \
-    "ssub16 %[lo], %[a2], %[t]\n\t"                                                                   \
+    "ssub16 %[m], %[a2], %[t]\n\t"                                                                   \
     "sel    %[a2], %[a2], %[t]\n\t"                                                                  \
-    "ldr    %[t], [%[q], #16]\n\t"                                                                   \
-    "ssub16 %[lo], %[t], %[a0]\n\t"                                                                   \
+    "ldr    %[t], [%[q], #24]\n\t"                                                                   \
+    "ssub16 %[m], %[t], %[a0]\n\t"                                                                   \
     "sel    %[a0], %[a0], %[t]\n\t"                                                                  \
-    "ssub16 %[lo], %[t], %[a2]\n\t"                                                                   \
+    "ssub16 %[m], %[t], %[a2]\n\t"                                                                   \
     "sel    %[a2], %[a2], %[t]\n\t"                                                                  \
     "strb   %[a0], [%[o]]\n\t"                                                                       \
     "lsr    %[a0], %[a0], #16\n\t"                                                                   \
@@ -280,14 +283,15 @@ static inline __attribute__((always_inline)) void darb_tile_out(darb_tile_acc ac
             darb_tile_q *tq = (darb_tile_q *)fast;
             const uint32_t right = (uint32_t)-shift;
             int32_t a0 = acc.a0, a1 = acc.a1, a2 = acc.a2, a3 = acc.a3;
-            uint32_t lo, hi, t;
+            uint32_t lo, hi, t, m, r1;
             tq->k_lo = right == 1u ? 0xC0000000u : 0x40000000u;
             tq->k_hi = right == 1u ? 0 : (int32_t)(1u << (right - 2u));
+            tq->m = quant->multiplier[s];
+            tq->r1 = right - 1u;
             __asm__ volatile(DARB_TILE_ASM_OUTPUT
                              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [lo] "=&r"(lo),
-                               [hi] "=&r"(hi), [t] "=&r"(t)
-                             : [q] "r"(tq), [o] "r"(out), [rows] "r"(rows), [m] "r"(quant->multiplier[s]),
-                               [r1] "r"(right - 1u)
+                               [hi] "=&r"(hi), [t] "=&r"(t), [m] "=&r"(m), [r1] "=&r"(r1)
+                             : [q] "r"(tq), [o] "r"(out), [rows] "r"(rows)
                              : "cc", "memory");
             return;
         }
