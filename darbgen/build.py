@@ -128,6 +128,20 @@ def load(source, allow_pickle=False):
                        f"PyTorch modules through the Python API (docs/torch.md)")
 
 
+def refit_note(report, n, alpha):
+    """The report's line on a safe refit (:func:`darbgen.refit.refit_model`'s ``report``)."""
+    rows = sum(r["rows"] for r in report.values())
+    done = sum(r["rows_refit"] for r in report.values())
+    before = sum(r["heldout_error_pruned"] for r in report.values())
+    after = sum(r["heldout_error_refit"] for r in report.values())
+    alphas = sorted({r["alpha"] for r in report.values()})
+    how = f"alpha {alpha:g}" if alpha is not None else "alpha " + "/".join(f"{a:g}" for a in alphas) + \
+        " chosen on held-out inputs"
+    return (f"kept weights refit by least squares on {n} calibration inputs ({how}): {done} of {rows} rows refit, "
+            f"the others kept as pruned (refitting them was worse on the held-out quarter); held-out output error "
+            f"{after:.4g} against {before:.4g} unrefit")
+
+
 def _steps(show, total=7):
     """A progress bar over the build steps (tqdm), quiet when not on a terminal."""
     try:
@@ -161,8 +175,10 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         saliency: "magnitude" (|w|) or "activation" (|w| * the norm of its
             input over the calibration inputs, :func:`darbgen.refit.input_norms`).
         refit: after pruning, refit the kept weights and biases by least
-            squares to the dense model's outputs on the calibration inputs
-            (:func:`darbgen.refit.refit_model`; ``refit_alpha`` its ridge strength).
+            squares to the dense model's outputs on the calibration inputs,
+            never worse than unrefit on a held-out quarter of them
+            (:func:`darbgen.refit.refit_model`; ``refit_alpha`` its ridge
+            strength, default: chosen on the held-out inputs).
         layers: names of the layers to prune (default: every dense and
             convolution layer); the others keep every weight.
         method, scope, prune_options: as :func:`darbgen.prune_model`.
@@ -198,6 +214,8 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     if from_zeros and (refit or saliency == "activation"):
         raise DarbgenError("--refit and --saliency activation prune afresh; they do not apply to --from-zeros "
                            "(a fine-tuned model is already refit by its training)")
+    if refit_alpha is not None and not refit:
+        raise DarbgenError("--refit-alpha sets the refit's ridge strength: give --refit with it")
     if (refit or saliency == "activation") and ratio is None:
         raise DarbgenError("--refit and --saliency activation need a pruning --ratio")
     on_core = target != "host"
@@ -252,10 +270,11 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         results = dict(prune_model(weights, ratio, method, scope=scope, input_norms=norms,
                                    **(prune_options or {})).items())
         if refit:
-            from .refit import DEFAULT_ALPHA, refit_model
+            from .refit import refit_model
 
-            pruned = refit_model(model, results, fit_inputs, alpha=DEFAULT_ALPHA if refit_alpha is None else refit_alpha)
-            notes.append(f"kept weights refit by least squares on {len(fit_inputs)} calibration inputs")
+            refit_report = {}
+            pruned = refit_model(model, results, fit_inputs, alpha=refit_alpha, report=refit_report)
+            notes.append(refit_note(refit_report, len(fit_inputs), refit_alpha))
         else:
             pruned = model.with_pruning(results)
     else:

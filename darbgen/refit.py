@@ -30,6 +30,16 @@ per-row ``lstsq`` oracle the tests compare with is ``tests/naive_refit.py``.
 Drivers: :func:`refit_model` for a :class:`darbgen.graph.Model` (dense,
 convolution, LSTM and GRU layers), :func:`darbgen.train.refit_torch` for a
 PyTorch module.
+
+A refit that never hurts (:func:`refit_model`'s default): a quarter of the
+calibration inputs (every fourth) is held out. Each matrix is fit on the
+rest at every ridge strength of :data:`ALPHAS` (or the one given), the
+strength with the least output error on the held-out inputs is kept, and
+every row whose refit is no better than its pruned values on the held-out
+inputs keeps those: on held-out data the refit layer is never worse than no
+refit, row by row (the errors come from held-out Gram matrices, exactly).
+Calibration inputs are streamed through the model in chunks, so the Gram
+matrices, not the inputs, bound the memory.
 """
 import numpy as np
 
@@ -37,6 +47,12 @@ from .errors import DarbgenError
 
 #: default ridge strength (relative to each coordinate's Gram diagonal: its input column's squared norm)
 DEFAULT_ALPHA = 1e-3
+#: the ridge strengths a safe refit tries on its held-out inputs
+ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: every HOLDOUT_EVERY-th calibration input is held out to check the refit
+HOLDOUT_EVERY = 4
+#: calibration inputs run through the model at a time
+CHUNK = 256
 
 
 class Gram:
@@ -47,6 +63,7 @@ class Gram:
         self.cols = int(cols)
         self.pp = np.zeros((cols + 1, cols + 1))
         self.pd = np.zeros((cols + 1, cols + 1))
+        self.dd = np.zeros((cols + 1, cols + 1))
         self.rows = 0
 
     def add(self, xp, xd=None):
@@ -58,8 +75,20 @@ class Gram:
             raise DarbgenError(f"refit: pruned and dense inputs differ in shape ({xp.shape} vs {xd.shape})")
         self.pp += xp.T @ xp
         self.pd += xp.T @ xd
+        self.dd += xd.T @ xd
         self.rows += xp.shape[0]
         return self
+
+    def row_errors(self, weight, bias, dense_weight, dense_bias):
+        """Per row r: the squared output error, summed over these inputs, of the
+        pruned row (``weight``, ``bias``) on the pruned inputs against the dense
+        row on the dense inputs: ||[Xp 1] u_r - [Xd 1] t_r||^2, from the Gram
+        matrices alone."""
+        u = np.hstack([np.asarray(weight, np.float64), np.asarray(bias, np.float64)[:, None]])
+        t = np.hstack([np.asarray(dense_weight, np.float64), np.asarray(dense_bias, np.float64)[:, None]])
+        err = np.einsum("ri,ij,rj->r", u, self.pp, u) - 2 * np.einsum("ri,ij,rj->r", u, self.pd, t) + \
+            np.einsum("ri,ij,rj->r", t, self.dd, t)
+        return np.maximum(err, 0.0)
 
 
 def _with_ones(x, cols):
@@ -181,27 +210,62 @@ def input_norms(model, calib):
     return {name: np.sqrt(np.sum(np.square(v), axis=0)) for name, v in _inputs_by_matrix(model, x).items()}
 
 
-def refit_model(model, results, calib, *, alpha=DEFAULT_ALPHA, sequential=True):
-    """The pruned model with every pruned matrix's kept weights and bias refit.
+def _grams(model_for_inputs, model_dense, x, index, names, cols, sequential, holdout=True):
+    """(fit Gram, held-out Gram) per matrix name of layer ``index``, the calibration inputs streamed in chunks:
+    every HOLDOUT_EVERY-th input is held out (none without ``holdout``)."""
+    fit = {n: Gram(cols[n]) for n in names}
+    held = {n: Gram(cols[n]) for n in names}
+    rows = np.arange(len(x))
+    for start in range(0, len(x), CHUNK):
+        chunk = x[start:start + CHUNK]
+        dense = _inputs_by_matrix(model_dense, chunk, upto=index)
+        pruned = _inputs_by_matrix(model_for_inputs, chunk, upto=index) if sequential else dense
+        out_of = ((rows[start:start + CHUNK] % HOLDOUT_EVERY) == HOLDOUT_EVERY - 1) & holdout
+        for n in names:
+            per_input = len(dense[n]) // len(chunk)           # patches or time steps per input
+            held_rows = np.repeat(out_of, per_input)
+            fit[n].add(pruned[n][~held_rows], dense[n][~held_rows])
+            if held_rows.any():
+                held[n].add(pruned[n][held_rows], dense[n][held_rows])
+    return fit, held
+
+
+def refit_model(model, results, calib, *, alpha=None, sequential=True, report=None, holdout=True):
+    """The pruned model with every pruned matrix's kept weights and bias refit, never worse than unrefit on
+    held-out calibration inputs (see the module docstring).
 
     Args:
         model: the dense :class:`darbgen.graph.Model`.
         results: {matrix name: PruneResult} (as from :func:`darbgen.prune_model`).
-        calib: calibration inputs of the model's first layer, (n, inputs).
-        alpha: ridge strength (see the module docstring).
+        calib: calibration inputs of the model's first layer, (n, inputs), n >= 8 (a quarter is held out).
+        alpha: ridge strength (see the module docstring); None: the best of :data:`ALPHAS` on the held-out
+            inputs, per matrix.
         sequential: fit each layer on the inputs the already refit pruned
             layers before it produce (True), or on the dense model's inputs.
+        report: a dict to fill with {matrix name: {"alpha", "rows", "rows_refit", "heldout_error_pruned",
+            "heldout_error_refit"}} (the errors: squared output errors summed over the held-out inputs).
+        holdout: False: the plain refit on every input at ``alpha`` (default
+            :data:`DEFAULT_ALPHA`), no held-out check (what
+            :func:`darbgen.train.refit` does on a PyTorch module).
 
     Returns:
         A Model like ``model.with_pruning(results)`` (same masks and block
-        sizes) whose kept weights and biases are refit.
+        sizes) whose kept weights and biases are refit where that helps.
     """
     import dataclasses
 
     from .graph import LSTM, Conv1D, Conv2D, Dense, Model
 
     x = _check_calib(model, calib)
-    dense_inputs = _inputs_by_matrix(model, x)
+    if not holdout:
+        alpha = DEFAULT_ALPHA if alpha is None else alpha
+    elif len(x) < 2 * HOLDOUT_EVERY:
+        raise DarbgenError(f"{model.name}: a refit needs at least {2 * HOLDOUT_EVERY} calibration inputs (a "
+                           f"quarter is held out to check it), got {len(x)}; pass more with --calib")
+    if alpha is not None and not (np.isfinite(alpha) and alpha > 0):
+        raise DarbgenError(f"{model.name}: the refit's alpha must be a finite number > 0 (the ridge strength), "
+                           f"got {alpha!r}")
+    alphas = ALPHAS if alpha is None else (float(alpha),)
     current = model.with_pruning(results)
     for index, layer in enumerate(model.layers):
         parts = {layer.ih.name: layer.ih, layer.hh.name: layer.hh} if isinstance(layer, LSTM) else (
@@ -209,11 +273,31 @@ def refit_model(model, results, calib, *, alpha=DEFAULT_ALPHA, sequential=True):
         parts = {n: p for n, p in parts.items() if n in results}
         if not parts:
             continue
-        pruned_inputs = _inputs_by_matrix(current, x, upto=index) if sequential else dense_inputs
+        cols = {n: p.pruning_matrix.shape[1] for n, p in parts.items()}
+        fit, held = _grams(current, model, x, index, list(parts), cols, sequential, holdout)
         fitted = {}
         for n, part in parts.items():
-            gram = Gram(part.pruning_matrix.shape[1]).add(pruned_inputs[n], dense_inputs[n])
-            fitted[n] = refit_matrix(part.pruning_matrix, part.bias, results[n].mask, gram, alpha, n)
+            w0 = np.asarray(part.pruning_matrix, np.float64)
+            b0 = np.zeros(w0.shape[0]) if part.bias is None else np.asarray(part.bias, np.float64)
+            mask = np.asarray(results[n].mask, bool)
+            pw = np.where(mask, w0, 0.0)
+            before = held[n].row_errors(pw, b0, w0, b0)
+            best = None
+            for a in alphas:
+                w, b = refit_matrix(w0, part.bias, mask, fit[n], a, n)
+                err = held[n].row_errors(w, b, w0, b0)
+                if best is None or err.sum() < best[0].sum():
+                    best = (err, w, b, a)
+            err, w, b, a = best
+            # rows the refit helps on held-out inputs (every row without a hold-out)
+            better = err < before if holdout else np.ones(len(err), bool)
+            w = np.where(better[:, None], w, pw).astype(np.float32)
+            b = np.where(better, b, b0).astype(np.float32)
+            fitted[n] = (w, b)
+            if report is not None:
+                report[n] = {"alpha": a, "rows": int(len(better)), "rows_refit": int(better.sum()),
+                             "heldout_error_pruned": float(before.sum()),
+                             "heldout_error_refit": float(np.where(better, err, before).sum())}
         old = current.layers[index]
         if isinstance(layer, LSTM):
             (wi, bi), (wh, bh) = (fitted.get(layer.ih.name, (old.w_ih, old.b_ih)),

@@ -187,3 +187,93 @@ def test_build_with_refit_and_activation_saliency(gcc):
         build(path, refit=True)
     with pytest.raises(DarbgenError, match="unknown saliency"):
         build(path, ratio=2, saliency="random")
+
+
+def _overfit_case(rng, n=12, cols=64):
+    """Two dense layers and few calibration inputs: a plain least-squares refit fits the 9 it sees and fails
+    the held-out ones."""
+    w1 = rng.standard_normal((40, cols)).astype(np.float32)
+    w2 = rng.standard_normal((10, 40)).astype(np.float32)
+    model = Model("m", (cols,), [Dense("a", w1, rng.standard_normal(40), activation="relu"),
+                                 Dense("b", w2, rng.standard_normal(10))])
+    results = dict(darbgen.prune_model({"a": w1, "b": w2}, 4).items())
+    return model, results, rng.standard_normal((n, cols))
+
+
+def _heldout_errors(model, inputs_from, layer, x, name):
+    """Per output row: ``layer``'s squared output error on the held-out calibration inputs, fed by
+    ``inputs_from``'s earlier layers, against the dense model, computed directly."""
+    from darbgen.refit import HOLDOUT_EVERY, _inputs_by_matrix
+
+    held = x[np.arange(len(x)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1]
+    index = [lay.name for lay in model.layers].index(name)
+    xd = _inputs_by_matrix(model, held, upto=index)[name]
+    xp = _inputs_by_matrix(inputs_from, held, upto=index)[name]
+    dense = model.layers[index]
+    return np.sum((xp @ layer.weight.T.astype(np.float64) + layer.bias - (xd @ dense.weight.T + dense.bias)) ** 2,
+                  axis=0)
+
+
+def test_safe_refit_is_never_worse_on_held_out_inputs(rng):
+    """Per matrix and per row, the refit's output error on the held-out calibration inputs is at most the
+    pruned layer's (rows where refitting would be worse keep their pruned values), and the report's figures
+    are those errors."""
+    model, results, x = _overfit_case(rng)
+    report = {}
+    refit = refit_model(model, results, x, report=report)       # sequential: b sees the refit a's outputs
+    pruned = model.with_pruning(results)
+    for index, name in enumerate(("a", "b")):
+        before = _heldout_errors(model, refit, pruned.layers[index], x, name)
+        after = _heldout_errors(model, refit, refit.layers[index], x, name)
+        assert np.all(after <= before * (1 + 1e-9) + 1e-9), name
+        r = report[name]
+        assert r["alpha"] in darbgen.refit.ALPHAS and 0 <= r["rows_refit"] <= r["rows"]
+        np.testing.assert_allclose(r["heldout_error_pruned"], before.sum(), rtol=1e-6)
+        np.testing.assert_allclose(r["heldout_error_refit"], after.sum(), rtol=1e-6)
+        assert r["heldout_error_refit"] <= r["heldout_error_pruned"]
+
+
+def test_an_overfitting_refit_falls_back(rng):
+    """With a tiny ridge strength forced, a refit on 9 inputs of 64 columns fits them exactly and is far worse on
+    the held-out ones: those rows keep their pruned values instead."""
+    model, results, x = _overfit_case(rng)
+    report = {}
+    refit = refit_model(model, results, x, alpha=1e-9, sequential=False, report=report)
+    assert report["a"]["alpha"] == 1e-9 and report["a"]["rows_refit"] < report["a"]["rows"]
+    kept = {lay.name: lay for lay in refit.weight_layers()}["a"]
+    pruned = {lay.name: lay for lay in model.with_pruning(results).weight_layers()}["a"]
+    same = np.all(kept.weight == pruned.weight, axis=1)
+    assert same.sum() == report["a"]["rows"] - report["a"]["rows_refit"] > 0
+
+
+def test_refit_streams_its_inputs(rng, monkeypatch):
+    """Calibration inputs go through the model in chunks: the result does not depend on the chunk size."""
+    import darbgen.refit as refit_module
+
+    model, results, x = _overfit_case(rng, n=40)
+    whole = refit_model(model, results, x)
+    monkeypatch.setattr(refit_module, "CHUNK", 7)
+    chunked = refit_model(model, results, x)
+    for a, b in zip(whole.weight_layers(), chunked.weight_layers()):
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.bias, b.bias, rtol=1e-4, atol=1e-5)
+
+
+def test_refit_needs_enough_calibration_inputs(rng):
+    model, results, x = _overfit_case(rng)
+    with pytest.raises(DarbgenError, match="at least 8 calibration inputs .a quarter is held out"):
+        refit_model(model, results, x[:7])
+    with pytest.raises(DarbgenError, match="alpha must be a finite number > 0"):
+        refit_model(model, results, x, alpha=-1.0)
+
+
+def test_build_reports_the_safe_refit(gcc):
+    """darbgen build --refit says per run how many rows were refit and the held-out error; --refit-alpha is
+    passed through and needs --refit."""
+    from darbgen.build import build
+
+    result = build(str(EXAMPLES / "digits_mlp.npz"), ratio=8, refit=True, refit_alpha=1e-2)
+    note = [n for n in result.report["notes"] if n.startswith("kept weights refit")][0]
+    assert "alpha 0.01" in note and "rows refit" in note and "held-out output error" in note
+    with pytest.raises(DarbgenError, match="--refit-alpha .* give --refit with it"):
+        build(str(EXAMPLES / "digits_mlp.npz"), ratio=8, refit_alpha=1e-2)

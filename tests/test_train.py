@@ -202,7 +202,7 @@ def test_torch_refit_and_norms_agree_with_the_numpy_model(rng):
     for tn, dn in names.items():
         np.testing.assert_allclose(got[tn], want[dn], rtol=1e-5)
     results = train.prune_masks(net, 4)
-    refit_np = refit_model(model, {names[n]: r for n, r in results.items()}, x)
+    refit_np = refit_model(model, {names[n]: r for n, r in results.items()}, x, holdout=False)
     train.refit(net, results, torch.from_numpy(x))
     for tn, (_, p) in train.prunable(net).items():
         layer = {lay.name: lay for lay in refit_np.weight_layers()}[names[tn]]
