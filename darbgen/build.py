@@ -254,6 +254,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
             raise DarbgenError("--refit and --saliency activation need calibration inputs: give --calib X.npy "
                                "(inputs from the training set) or bundle calib.x in the model file")
     results = {}
+    refit_report = {}           # filled by a --refit (darbgen.refit.refit_model)
     if from_zeros:
         from .pruning import from_zeros as read_zeros
 
@@ -272,7 +273,6 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         if refit:
             from .refit import refit_model
 
-            refit_report = {}
             pruned = refit_model(model, results, fit_inputs, alpha=refit_alpha, report=refit_report)
             notes.append(refit_note(refit_report, len(fit_inputs), refit_alpha))
         else:
@@ -319,6 +319,8 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         bar.close()
     report = build_report(model, pruned, results, module, sizes, checked, accuracy, notes, out,
                           time.perf_counter() - start, method if results else None, count, host_check, image)
+    if refit_report:
+        report["refit"] = refit_report      # per matrix: alpha, rows refit, held-out error before and after
     return BuildResult(model, pruned, module, checked, report, c_real, host_check)
 
 

@@ -275,5 +275,8 @@ def test_build_reports_the_safe_refit(gcc):
     result = build(str(EXAMPLES / "digits_mlp.npz"), ratio=8, refit=True, refit_alpha=1e-2)
     note = [n for n in result.report["notes"] if n.startswith("kept weights refit")][0]
     assert "alpha 0.01" in note and "rows refit" in note and "held-out output error" in note
+    per_matrix = result.report["refit"]
+    assert per_matrix and all(r["alpha"] == 1e-2 and r["heldout_error_refit"] <= r["heldout_error_pruned"]
+                              for r in per_matrix.values())
     with pytest.raises(DarbgenError, match="--refit-alpha .* give --refit with it"):
         build(str(EXAMPLES / "digits_mlp.npz"), ratio=8, refit_alpha=1e-2)
