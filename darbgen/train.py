@@ -437,18 +437,26 @@ def activation_norms(model, calib, layers=None):
     return {n: np.sqrt(np.sum(np.square(v), axis=0)) for n, v in captured.items()}
 
 
-def refit(model, results, calib, *, alpha=None, sequential=True):
+def refit(model, results, calib, *, alpha=None, sequential=True, holdout=True, report=None):
     """Prune ``model`` (dense, changed in place) with the masks of
     ``results`` and refit every pruned matrix's kept weights and bias by
     least squares so its outputs match the dense layer's on ``calib``
     (:mod:`darbgen.refit`). ``sequential``: fit each layer on the inputs the
-    already refit layers before it produce. Returns the model."""
+    already refit layers before it produce. ``holdout`` (default): every
+    fourth row of each matrix's inputs is held out, the ridge strength is the
+    best of :data:`darbgen.refit.ALPHAS` on them (or ``alpha``), and rows
+    whose refit is not better there keep their pruned values, as
+    :func:`darbgen.refit.refit_model` does; ``report`` gets the same figures.
+    ``holdout=False``: the plain refit on every row at ``alpha`` (default
+    :data:`darbgen.refit.DEFAULT_ALPHA`). Returns the model."""
     import copy
 
-    from .refit import DEFAULT_ALPHA, Gram, refit_matrix
+    from .refit import ALPHAS, DEFAULT_ALPHA, HOLDOUT_EVERY, Gram, refit_matrix
 
     torch = _torch()
-    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    if alpha is not None and not (np.isfinite(alpha) and alpha > 0):
+        raise DarbgenError(f"refit: alpha must be a finite number > 0 (the ridge strength), got {alpha!r}")
+    alphas = (DEFAULT_ALPHA if alpha is None else alpha,) if not holdout else (ALPHAS if alpha is None else (alpha,))
     params = prunable(model)
     unknown = [n for n in results if n not in params]
     if unknown:
@@ -470,10 +478,36 @@ def refit(model, results, calib, *, alpha=None, sequential=True):
             dense_mod, dense_p = dense_params[name]
             dense_bias = dict(dense_mod.named_parameters(recurse=False)).get(bias_suffix)
             matrix = _matrix(dense_p)
-            gram = Gram(matrix.shape[1]).add(pruned_inputs[name], dense_inputs[name])
+            xp, xd = np.asarray(pruned_inputs[name], np.float64), np.asarray(dense_inputs[name], np.float64)
+            held = (np.arange(len(xp)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1) & holdout
+            if holdout and (held.sum() == 0 or (~held).sum() == 0):
+                raise DarbgenError(f"{name}: a refit needs at least {HOLDOUT_EVERY} rows of calibration inputs "
+                                   f"(a quarter is held out to check it), got {len(xp)}")
+            gram = Gram(matrix.shape[1]).add(xp[~held], xd[~held])
             b = None if dense_bias is None else dense_bias.detach().cpu().double().numpy()
-            new_w, new_b = refit_matrix(matrix, b, np.asarray(getattr(results[name], "mask", results[name]), bool)
-                                        .reshape(matrix.shape), gram, alpha, name, fit_bias=bias is not None)
+            mask = np.asarray(getattr(results[name], "mask", results[name]), bool).reshape(matrix.shape)
+            b0 = np.zeros(matrix.shape[0]) if b is None else b
+            pw = np.where(mask, matrix, 0.0)
+            held_gram = Gram(matrix.shape[1]).add(xp[held], xd[held]) if holdout else None
+            best = None
+            for a in alphas:
+                w_a, b_a = refit_matrix(matrix, b, mask, gram, a, name, fit_bias=bias is not None)
+                if not holdout:
+                    best = (None, w_a, b_a, a)
+                    break
+                err = held_gram.row_errors(w_a, b_a, matrix, b0)
+                if best is None or err.sum() < best[0].sum():
+                    best = (err, w_a, b_a, a)
+            err, new_w, new_b, chosen = best
+            if holdout:
+                before = held_gram.row_errors(pw, b0, matrix, b0)
+                better = err < before
+                new_w = np.where(better[:, None], new_w, pw).astype(np.float32)
+                new_b = np.where(better, new_b, b0).astype(np.float32)
+                if report is not None:
+                    report[name] = {"alpha": chosen, "rows": int(len(better)), "rows_refit": int(better.sum()),
+                                    "heldout_error_pruned": float(before.sum()),
+                                    "heldout_error_refit": float(np.where(better, err, before).sum())}
             with torch.no_grad():
                 p.copy_(torch.from_numpy(new_w.reshape(tuple(p.shape))).to(p.dtype))
                 if bias is not None:

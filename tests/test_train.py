@@ -203,7 +203,7 @@ def test_torch_refit_and_norms_agree_with_the_numpy_model(rng):
         np.testing.assert_allclose(got[tn], want[dn], rtol=1e-5)
     results = train.prune_masks(net, 4)
     refit_np = refit_model(model, {names[n]: r for n, r in results.items()}, x, holdout=False)
-    train.refit(net, results, torch.from_numpy(x))
+    train.refit(net, results, torch.from_numpy(x), holdout=False)
     for tn, (_, p) in train.prunable(net).items():
         layer = {lay.name: lay for lay in refit_np.weight_layers()}[names[tn]]
         np.testing.assert_allclose(p.detach().numpy().reshape(p.shape[0], -1), layer.pruning_matrix,
@@ -333,3 +333,29 @@ def test_masked_pruning_guards(trained, digits):
     with pytest.warns(UserWarning, match="ended at ratio 2"):
         with train.MaskedPruning(copy.deepcopy(trained), 4, steps=10, start=5, initial_ratio=2) as p:
             assert p.ratio == 2                                # the initial ratio holds before the start
+
+
+def test_torch_refit_is_never_worse_on_held_out_rows(rng):
+    """darbgen.train.refit holds out every fourth input row of each matrix: per matrix and row the refit's
+    held-out output error is at most the pruned layer's, and the report says so."""
+    torch = pytest.importorskip("torch")
+    from darbgen.refit import HOLDOUT_EVERY
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(48, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)).double()
+    x = torch.from_numpy(rng.standard_normal((12, 48)))
+    dense = [p.detach().clone() for p in net.parameters()]
+    results = {n: darbgen.prune(p.detach().numpy(), 4, name=n) for n, (_, p) in train.prunable(net).items()}
+    report = {}
+    train.refit(net, results, x, report=report, sequential=False)
+    assert set(report) == set(results)
+    for r in report.values():
+        assert r["heldout_error_refit"] <= r["heldout_error_pruned"] and 0 <= r["rows_refit"] <= r["rows"]
+    held = np.arange(len(x)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    w0, b0 = dense[0].numpy(), dense[1].numpy()
+    xs = x.numpy()[held]
+    mask = results["0.weight"].mask
+    before = np.sum((xs @ np.where(mask, w0, 0).T + b0 - (xs @ w0.T + b0)) ** 2, axis=0)
+    w1, b1 = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
+    after = np.sum((xs @ w1.T + b1 - (xs @ w0.T + b0)) ** 2, axis=0)
+    assert np.all(after <= before * (1 + 1e-9) + 1e-9)
