@@ -150,6 +150,14 @@ class GraphEmitter:
         int8: darb_fc_s8_tile)."""
         return kernel == "packed" and p.q.dtype == "int8"
 
+    def _window_block(self, node, w, sym):
+        """The convolution's ``static const darb_window <sym>_window`` (darb_graph.h), for the patch gathers."""
+        fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,
+                  w.pad_left]
+        if max(fields) > 65535:
+            raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
+        self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
+
     def conv(self, node, p, sym, msym, kernel):
         """A convolution's function: the patches times the matrix ``msym``, two pixels per call where
         the matrix is dense int8 (``<msym>_run_pixels``), else one."""
@@ -176,11 +184,7 @@ class GraphEmitter:
                     f"    }}")
             self.function(node, body)
             return
-        fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,
-                  w.pad_left]
-        if max(fields) > 65535:
-            raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
-        self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
+        self._window_block(node, w, sym)
         self.scratch[dtype] = max(self.scratch[dtype], cols)
         patch = f"{self.prefix}_patch_{'s8' if dtype == 'int8' else 'f32'}"
         if dtype == "int8":
@@ -261,11 +265,7 @@ class GraphEmitter:
                  f"    }}"))
             self.function(node, body)
             return
-        fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,
-                  w.pad_left]
-        if max(fields) > 65535:
-            raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
-        self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
+        self._window_block(node, w, sym)
         zp = int(p.q.input.zero_point)
         body = (f"    uint32_t p, oy = 0, ox = 0;\n"
                 f"    for (p = 0; p < {pixels}u; p += DARB_TILE) {{\n"
@@ -305,11 +305,7 @@ class GraphEmitter:
         if pointwise:
             self.function(node, f"    {msym}_run_pixels(in, {pixels}u, {w.in_c}u, out);")
             return
-        fields = [w.in_h, w.in_w, w.in_c, w.kh, w.kw, w.stride_h, w.stride_w, w.dil_h, w.dil_w, w.pad_top,
-                  w.pad_left]
-        if max(fields) > 65535:
-            raise DarbgenError(f"{node.name}: a convolution dimension exceeds 65535")
-        self.block(f"static const darb_window {sym}_window = {{ {', '.join(map(str, fields))} }};\n")
+        self._window_block(node, w, sym)
         group = self.patch_group(cols, pixels)
         self.scratch["int8"] = max(self.scratch["int8"], group * cols)
         patch = f"{self.prefix}_patch_s8"
