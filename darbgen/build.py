@@ -228,15 +228,21 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     from .ir import Graph
 
     if isinstance(model, Graph):
-        if from_zeros or refit or saliency != "magnitude":
-            raise DarbgenError(f"{model.name}: --from-zeros, --refit and --saliency activation work on chain models "
-                               f"(.npz, .onnx, .keras, PyTorch) so far, not on .tflite / .h5 graphs")
         from .graph_build import build_graph
+
+        fit_calib = None
+        if refit or saliency == "activation":
+            fit_calib = calib if calib is not None else src.calib
+            if fit_calib is None:
+                raise DarbgenError("--refit and --saliency activation need calibration inputs: give --calib X.npy "
+                                   "(inputs from the training set, in the model's own layout)")
 
         result = build_graph(src, ratio=ratio, method=method, scope=scope, dtype=dtype, kernel=kernel, calib=calib,
                              percentile=percentile, eval_data=eval_data, out=out, force=force, target=target,
                              prefix=prefix, prune_options=prune_options, bar=bar, advance=_advance,
-                             command=command, layers=layers, start=start, timeout=timeout)
+                             command=command, layers=layers, start=start, timeout=timeout,
+                             from_zeros=from_zeros, saliency=saliency, refit=refit, refit_alpha=refit_alpha,
+                             fit_calib=fit_calib)
         if bar is not None:
             bar.close()
         return result

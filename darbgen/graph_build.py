@@ -16,10 +16,8 @@ from .ir import Node
 from .ops import op_kind
 
 
-def prune_graph(graph, ratio, method="darb", scope="layer", layers=None, prune_options=None):
-    """A copy of ``graph`` whose prunable nodes carry masks (and DARB block sizes): (graph, {name: PruneResult})."""
-    from .pruning import prune_model
-
+def graph_weights(graph, layers=None):
+    """{op name: weight matrix} of the prunable ops (``layers``: only these, checked)."""
     weights = {n.name: op_kind(n).pruning_matrix(n) for n in graph.weight_nodes()}
     if layers is not None:
         unknown = [n for n in layers if n not in weights]
@@ -29,7 +27,11 @@ def prune_graph(graph, ratio, method="darb", scope="layer", layers=None, prune_o
         weights = {n: w for n, w in weights.items() if n in layers}
     if not weights:
         raise DarbgenError(f"{graph.name}: nothing to prune (no convolution or fully connected op)")
-    results = dict(prune_model(weights, ratio, method, scope=scope, **(prune_options or {})).items())
+    return weights
+
+
+def with_masks(graph, results):
+    """A copy of ``graph`` whose ops named in ``results`` carry their masks and block sizes."""
     nodes = []
     for node in graph.nodes:
         r = results.get(node.name)
@@ -37,7 +39,35 @@ def prune_graph(graph, ratio, method="darb", scope="layer", layers=None, prune_o
             attrs = dict(node.attrs, mask=np.asarray(r.mask, bool), block_sizes=r.block_sizes)
             node = Node(node.kind, node.name, node.inputs, node.outputs, node.params, attrs, node.source_name)
         nodes.append(node)
-    return graph.replace(nodes=nodes), results
+    return graph.replace(nodes=nodes)
+
+
+def prune_graph(graph, ratio, method="darb", scope="layer", layers=None, prune_options=None, input_norms=None):
+    """A copy of ``graph`` whose prunable nodes carry masks (and DARB block sizes): (graph, {name: PruneResult}).
+
+    ``input_norms``: {op name: per-column input norms} for activation-aware saliency
+    (:func:`darbgen.graph_refit.graph_input_norms`)."""
+    from .pruning import prune_model
+
+    weights = graph_weights(graph, layers)
+    norms = None if input_norms is None else {n: v for n, v in input_norms.items() if n in weights}
+    results = dict(prune_model(weights, ratio, method, scope=scope, input_norms=norms,
+                               **(prune_options or {})).items())
+    return with_masks(graph, results), results
+
+
+def zeros_graph(graph, method="darb", layers=None, prune_options=None):
+    """The pruning a graph's weights carry in their zeros (a fine-tuned model): (graph, {name: PruneResult})."""
+    from .pruning import from_zeros
+
+    cands = (prune_options or {}).get("candidates")
+    weights = graph_weights(graph, layers)
+    results = {n: from_zeros(w, method, name=n, candidates=cands) for n, w in weights.items()
+               if np.any(w == 0)}
+    if not results:
+        raise DarbgenError(f"{graph.name}: no weight is zero, so the model carries no pruning; drop --from-zeros "
+                           f"and give a --ratio")
+    return with_masks(graph, results), results
 
 
 def _outputs_real(qg, x_model, kernel):
@@ -69,8 +99,12 @@ def packed_speed_note(target, ratio, kernel, dtype, convolutions=False):
 
 def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
                 percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None,
-                prune_options=None, bar=None, advance=None, command=None, layers=None, start=None, timeout=None):
-    """Build verified C from a loaded graph (``src``: a :class:`darbgen.build.Source`); returns a BuildResult."""
+                prune_options=None, bar=None, advance=None, command=None, layers=None, start=None, timeout=None,
+                from_zeros=False, saliency="magnitude", refit=False, refit_alpha=None, fit_calib=None):
+    """Build verified C from a loaded graph (``src``: a :class:`darbgen.build.Source`); returns a BuildResult.
+
+    ``fit_calib``: real-valued inputs for ``saliency="activation"`` and ``refit`` (the refit's report goes to
+    ``report["refit"]``)."""
     from .codegen.graph_emit import generate_graph
     from .evaluation import BuildResult, accuracy as score_accuracy, check, eval_outputs, size_target
     from .graph_run import quantize_graph, run_f64
@@ -84,9 +118,24 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
         raise DarbgenError(f"{graph.name}: the model is quantized (int8 weights and activations); it builds as int8 "
                            f"with its own quantization: drop --dtype {dtype}")
     results = {}
+    refit_report = {}
     pruned = graph
-    if ratio is not None:
-        pruned, results = prune_graph(graph, ratio, method, scope, layers, prune_options)
+    if from_zeros:
+        pruned, results = zeros_graph(graph, method, layers, prune_options)
+        notes.append(f"pruning read from the model's zeros ({method})")
+    elif ratio is not None:
+        norms = None
+        if saliency == "activation":
+            from .graph_refit import graph_input_norms
+
+            norms = graph_input_norms(graph, fit_calib, None if layers is None else set(layers))
+        pruned, results = prune_graph(graph, ratio, method, scope, layers, prune_options, input_norms=norms)
+        if refit:
+            from .build import refit_note
+            from .graph_refit import refit_graph
+
+            pruned = refit_graph(graph, pruned, results, fit_calib, alpha=refit_alpha, report=refit_report)
+            notes.append(refit_note(refit_report, len(fit_calib), refit_alpha))
     elif layers is not None:
         raise DarbgenError("--layers chooses what to prune: give a --ratio with it")
     advance(bar, "pruned")
@@ -105,7 +154,9 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
                                f"X.npy, inputs in the model's own layout, shape (n, "
                                f"{', '.join(map(str, graph.input_shape))}); or --dtype float32")
     if graph.quantized and calib is not None:
-        notes.append("--calib ignored: the model keeps its own int8 quantization")
+        used = "refit" if refit else "activation saliency" if saliency == "activation" else None
+        notes.append(f"--calib used for the {used} only: the model keeps its own int8 quantization" if used else
+                     "--calib ignored: the model keeps its own int8 quantization")
     qg = quantize_graph(pruned, dtype, calib=None if graph.quantized else calib, percentile=percentile)
     module = generate_graph(qg, kernel=kernel, prefix=prefix or graph.name, command=command)
     advance(bar, "generated")
@@ -139,6 +190,8 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
     advance(bar, "written" if out else "done")
     report = graph_report(graph, pruned, results, module, sizes, checked, accuracy, notes, out,
                           time.perf_counter() - start, method if results else None, count, host_check, image)
+    if refit_report:
+        report["refit"] = refit_report      # per op: alpha, rows refit, held-out error before and after
     return BuildResult(graph, pruned, module, checked, report, c_real, host_check)
 
 

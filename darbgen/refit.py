@@ -154,6 +154,44 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", 
     return out_w, (new[:, cols] if fit_bias else b).astype(np.float32)
 
 
+def refit_rows(w0, bias, mask, fit, held, alphas, holdout=True, name="weights", snap=None):
+    """One matrix's safe refit: the refit at the best of ``alphas`` on the held-out Gram ``held``, kept only in
+    the rows where it beats the pruned values there (every row without ``holdout``).
+
+    Args:
+        w0: (R, C) dense weights; bias: (R,) or None (zeros, refit as a bias).
+        mask: (R, C) kept weights; fit / held: :class:`Gram` of the fitting and held-out inputs.
+        snap: optional ``(w, b) -> (w, b)`` giving the values the layer will really hold (int8 rounding, say):
+            the held-out comparison is made on those, so the guarantee holds for the stored values.
+
+    Returns:
+        (weights, bias, report row) as float64; a row is {"alpha", "rows", "rows_refit",
+        "heldout_error_pruned", "heldout_error_refit"}.
+    """
+    w0 = np.asarray(w0, np.float64)
+    b0 = np.zeros(w0.shape[0]) if bias is None else np.asarray(bias, np.float64)
+    mask = np.asarray(mask, bool)
+    snap = snap or (lambda w, b: (w, b))
+    pw = np.where(mask, w0, 0.0)
+    before = held.row_errors(pw, b0, w0, b0)
+    best = None
+    for a in alphas:
+        w, b = refit_matrix(w0, bias, mask, fit, a, name)
+        w, b = snap(np.asarray(w, np.float64), np.asarray(b, np.float64))
+        err = held.row_errors(w, b, w0, b0)
+        if best is None or err.sum() < best[0].sum():
+            best = (err, w, b, a)
+    err, w, b, a = best
+    # rows the refit helps on held-out inputs (every row without a hold-out)
+    better = err < before if holdout else np.ones(len(err), bool)
+    w = np.where(better[:, None], w, pw)
+    b = np.where(better, b, b0)
+    row = {"alpha": a, "rows": int(len(better)), "rows_refit": int(better.sum()),
+           "heldout_error_pruned": float(before.sum()),
+           "heldout_error_refit": float(np.where(better, err, before).sum())}
+    return w, b, row
+
+
 # ----------------------------------------------------------------------------- graph.Model driver
 
 def _layer_inputs(layer, shape, y):
@@ -278,26 +316,10 @@ def refit_model(model, results, calib, *, alpha=None, sequential=True, report=No
         fitted = {}
         for n, part in parts.items():
             w0 = np.asarray(part.pruning_matrix, np.float64)
-            b0 = np.zeros(w0.shape[0]) if part.bias is None else np.asarray(part.bias, np.float64)
-            mask = np.asarray(results[n].mask, bool)
-            pw = np.where(mask, w0, 0.0)
-            before = held[n].row_errors(pw, b0, w0, b0)
-            best = None
-            for a in alphas:
-                w, b = refit_matrix(w0, part.bias, mask, fit[n], a, n)
-                err = held[n].row_errors(w, b, w0, b0)
-                if best is None or err.sum() < best[0].sum():
-                    best = (err, w, b, a)
-            err, w, b, a = best
-            # rows the refit helps on held-out inputs (every row without a hold-out)
-            better = err < before if holdout else np.ones(len(err), bool)
-            w = np.where(better[:, None], w, pw).astype(np.float32)
-            b = np.where(better, b, b0).astype(np.float32)
-            fitted[n] = (w, b)
+            w, b, row = refit_rows(w0, part.bias, results[n].mask, fit[n], held[n], alphas, holdout, n)
+            fitted[n] = (w.astype(np.float32), b.astype(np.float32))
             if report is not None:
-                report[n] = {"alpha": a, "rows": int(len(better)), "rows_refit": int(better.sum()),
-                             "heldout_error_pruned": float(before.sum()),
-                             "heldout_error_refit": float(np.where(better, err, before).sum())}
+                report[n] = row
         old = current.layers[index]
         if isinstance(layer, LSTM):
             (wi, bi), (wh, bh) = (fitted.get(layer.ih.name, (old.w_ih, old.b_ih)),
