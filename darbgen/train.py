@@ -1,4 +1,6 @@
-"""Masked fine-tuning and one-shot refit of PyTorch models (``pip install torch``).
+"""Masked fine-tuning and one-shot refit of PyTorch models (``pip install torch``),
+and :class:`PruningCallback`, masked fine-tuning for Keras 3 (any backend;
+:mod:`darbgen.train_keras`, imported only when asked for).
 
 What is pruned: the weight matrices of ``nn.Linear``, ``nn.Conv1d`` /
 ``nn.Conv2d`` (ungrouped; a kernel (out, in, k...) is pruned as the matrix
@@ -24,6 +26,10 @@ loop ends the model holds zeros where it is pruned; ``darbgen build`` with
 ``--from-zeros`` (or ``build(..., ratio="zeros")``) takes those zeros as the
 mask. :func:`fine_tune` is a ready loop for the common case.
 
+Before any training step, every layer's reachable ratio is checked
+(:func:`darbgen.pruning.api.reachable_ratio`): a ratio a small layer cannot
+reach is refused at once, naming the layer, what it reaches and the fix.
+
 One-shot, without retraining: :func:`activation_norms` (saliency
 |w| * ||x||) and :func:`refit` (least-squares refit of the kept weights on
 calibration inputs, :mod:`darbgen.refit`).
@@ -34,6 +40,7 @@ import numpy as np
 
 from .errors import DarbgenError
 from .pruning import prune_model
+from .pruning.api import check_reachable
 
 _RECURRENT = ("LSTM", "GRU")
 
@@ -142,6 +149,55 @@ def cubic_ratio(step, final_ratio, steps, start=0, initial_ratio=1.0):
     return 1 / (1 - s)
 
 
+def first_ratio(final_ratio, steps, start=0, every=1, initial_ratio=1.0):
+    """The first (so the smallest) ratio above 1 the gradual schedule prunes
+    at: what the reachable-ratio check tests at the low end."""
+    if steps <= 0:
+        return float(final_ratio)
+    if initial_ratio > 1 + 1e-9:
+        return float(initial_ratio)
+    for step in range(start + every, start + steps, every):
+        r = cubic_ratio(step, final_ratio, steps, start, initial_ratio)
+        if r > 1 + 1e-9:
+            return r
+    return float(final_ratio)
+
+
+def schedule_due(step, ratio, final_ratio, steps, start, every):
+    """Whether the masks are derived again after optimizer step ``step``
+    (``ratio``: the current masks' ratio): every ``every`` steps from
+    ``start`` while the ratio rises, once more at the end, then never."""
+    if step < start:
+        return False
+    if step >= start + steps:
+        return ratio != final_ratio
+    return (step - start) % every == 0
+
+
+def check_schedule(final_ratio, steps, start, initial_ratio):
+    """The schedule's arguments, checked; returns (ratio, steps, start, initial_ratio)."""
+    final = float(final_ratio) if isinstance(final_ratio, (int, float, np.integer, np.floating)) and \
+        not isinstance(final_ratio, bool) else float("nan")
+    if not (math.isfinite(final) and final > 1):
+        raise DarbgenError(f"ratio must be a finite number > 1 (16 keeps 1 weight in 16), got {final_ratio!r}")
+    for value, what in ((steps, "steps"), (start, "start")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise DarbgenError(f"{what} must be a whole number >= 0 (optimizer steps), got {value!r}")
+    if not (1.0 <= float(initial_ratio) <= final):
+        raise DarbgenError(f"initial_ratio must be between 1 and the final ratio {final:g}, got {initial_ratio!r}")
+    return final, int(steps), int(start), float(initial_ratio)
+
+
+def check_every(every, steps):
+    """``every`` (default steps / 16, at least 1), checked."""
+    if every is None:
+        return max(1, steps // 16)
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise DarbgenError(f"every must be a whole number >= 1 (optimizer steps between re-derivations), "
+                           f"got {every!r}")
+    return int(every)
+
+
 # ----------------------------------------------------------------------------- masked fine-tuning
 
 class MaskedPruning:
@@ -162,27 +218,34 @@ class MaskedPruning:
             its ``step()`` calls; otherwise call :meth:`step` yourself.
         layers, scope, input_norms, **options: as :func:`prune_masks`.
 
+    Raises:
+        DarbgenError, before any training, when a layer cannot reach
+        ``ratio`` (or the schedule's first ratio) with ``method``: the
+        message names the layer, the ratios it reaches
+        (:func:`darbgen.pruning.api.reachable_ratio`) and the fix (leave it
+        dense with ``layers=``, or a lower ``ratio=``).
+
     Attributes:
         results: {parameter name: PruneResult} of the current masks.
         ratio: the ratio of the current masks (the schedule's value).
         step_count: optimizer steps seen.
+        reachable: {parameter name: (lo, hi)} ratios each matrix reaches.
     """
 
     def __init__(self, model, ratio, method="darb", *, steps=0, start=0, every=None, optimizer=None,
                  layers=None, scope="layer", input_norms=None, initial_ratio=1.0, **options):
-        self.model, self.final_ratio, self.method = model, float(ratio), method
-        if not (math.isfinite(self.final_ratio) and self.final_ratio > 1):
-            raise DarbgenError(f"ratio must be a finite number > 1 (16 keeps 1 weight in 16), got {ratio!r}")
-        if steps < 0 or start < 0:
-            raise DarbgenError("steps and start must be >= 0")
-        if not (1.0 <= float(initial_ratio) <= self.final_ratio):
-            raise DarbgenError(f"initial_ratio must be between 1 and the final ratio {self.final_ratio:g}, "
-                               f"got {initial_ratio!r}")
-        self.steps, self.start = int(steps), int(start)
-        self.every = max(1, int(every if every is not None else self.steps // 16 or 1))
+        self.model, self.method = model, method
+        self.final_ratio, self.steps, self.start, self.initial_ratio = check_schedule(ratio, steps, start,
+                                                                                     initial_ratio)
+        self.every = check_every(every, self.steps)
         self.optimizer, self.scope = optimizer, scope
-        self.input_norms, self.initial_ratio, self.options = input_norms, float(initial_ratio), options
+        self.input_norms, self.options = input_norms, options
         self.params = prunable(model, layers)
+        # every layer's reachable ratios, checked before any training step (a ratio out of reach used to fail
+        # only when the rising schedule got there)
+        shapes = {n: (p.shape[0], int(np.prod(p.shape[1:]))) for n, (_, p) in self.params.items()}
+        self.reachable = check_reachable(shapes, self.final_ratio, method, scope=scope, lowest=first_ratio(
+            self.final_ratio, self.steps, self.start, self.every, self.initial_ratio), **options)
         self.results, self.ratio, self.step_count = {}, 1.0, 0
         self._masks, self._hooks = {}, []
 
@@ -209,11 +272,7 @@ class MaskedPruning:
                 self.params[n][1].mul_(m)
 
     def _due(self, step):
-        if step < self.start:
-            return False
-        if step >= self.start + self.steps:
-            return self.ratio != self.final_ratio
-        return (step - self.start) % self.every == 0
+        return schedule_due(step, self.ratio, self.final_ratio, self.steps, self.start, self.every)
 
     def step(self):
         """Advance one optimizer step: re-derive the masks if the schedule
@@ -513,3 +572,14 @@ def refit(model, results, calib, *, alpha=None, sequential=True, holdout=True, r
                 if bias is not None:
                     bias.copy_(torch.from_numpy(new_b).to(bias.dtype))
     return model
+
+
+# ----------------------------------------------------------------------------- Keras
+
+def __getattr__(name):
+    # PruningCallback subclasses keras.callbacks.Callback: keras is imported only when it is asked for.
+    if name == "PruningCallback":
+        from .train_keras import PruningCallback
+
+        return PruningCallback
+    raise AttributeError(f"module 'darbgen.train' has no attribute {name!r}")

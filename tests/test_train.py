@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import darbgen
 from darbgen.build import build
@@ -359,3 +361,122 @@ def test_torch_refit_is_never_worse_on_held_out_rows(rng):
     w1, b1 = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
     after = np.sum((xs @ w1.T + b1 - (xs @ w0.T + b0)) ** 2, axis=0)
     assert np.all(after <= before * (1 + 1e-9) + 1e-9)
+
+
+# ----------------------------------------------------------------------------- reachable ratios
+
+SMALL_FIRST = "0.weight (8 x 9)"        # Conv2d(1, 8, 3): 9 columns, DARB reaches 9 / ceil(9 / 8) = 4.5 at most
+
+
+def small_first_layer_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 32), nn.ReLU(),
+                         nn.Linear(32, 4))
+
+
+def test_an_unreachable_layer_is_refused_before_any_training_step():
+    import time
+
+    model = small_first_layer_cnn()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    calls = []
+
+    def loss(m, batch):
+        calls.append(1)
+        return m(batch).square().mean()
+
+    t0 = time.perf_counter()
+    with pytest.raises(DarbgenError) as info:
+        train.fine_tune(model, lambda: torch.randn(4, 1, 8, 8), loss, 8, "darb", steps=2000)
+    assert time.perf_counter() - t0 < 2
+    message = str(info.value)
+    assert message.startswith(SMALL_FIRST) and "reaches 1 to 4.5" in message
+    assert "layers=['3.weight', '5.weight']" in message and "ratio= to at most 4.5" in message
+    assert "--" not in message
+    assert calls == []                                       # refused before the first step
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    with pytest.raises(DarbgenError, match=r"0\.weight \(8 x 9\): ratio=8 cannot be reached"):
+        train.MaskedPruning(model, 8, steps=100)
+    # the fix the message gives works: the small layer left dense, or a ratio it reaches
+    with train.MaskedPruning(model, 8, layers=["3.weight", "5.weight"]) as p:
+        assert set(p.results) == {"3.weight", "5.weight"} and p.done
+    with train.MaskedPruning(small_first_layer_cnn(), 4.5) as p:
+        assert p.results["0.weight"].ratio == pytest.approx(4.5)
+    assert train.MaskedPruning(small_first_layer_cnn(), 4.5).reachable["0.weight"] == (1.0, 4.5)
+
+
+def test_every_ratio_of_the_schedule_is_checked_not_only_the_final_one():
+    model = small_first_layer_cnn()
+    # candidates from 2: DARB reaches ratios from 9 / 5 = 1.8 on the first layer (2 on the others); the
+    # schedule's first ratio (step 6 of 100) is 1.146
+    cands = [2, 4, 8, 16, 32, 64, 128, 256]
+    with pytest.raises(DarbgenError, match=r"reaches ratios from 1\.8 on this layer .*schedule starts at ratio "
+                                           r"1\.146.*initial_ratio=1\.8"):
+        train.MaskedPruning(model, 4, steps=100, candidates=cands)
+    with pytest.warns(UserWarning, match="ended at ratio 2"), \
+            train.MaskedPruning(model, 4, steps=100, initial_ratio=2, candidates=cands) as p:
+        assert p.ratio == 2 and set(p.reachable.values()) == {(1.8, 9.0), (2.0, 144.0), (2.0, 32.0)}
+    with pytest.raises(DarbgenError, match="drop m= .* steps=0"):      # a fixed N:M cannot follow a schedule
+        train.MaskedPruning(model, 4, "nm", m=4, steps=100)
+    with pytest.raises(DarbgenError, match=r"the model: ratio=900 cannot be reached by method 'darb' over its 3 "
+                                           r"matrices together \(scope='global'\)"):
+        train.MaskedPruning(model, 900, scope="global")
+    with train.MaskedPruning(small_first_layer_cnn(), 8, scope="global") as p:    # globally the small layer is fine
+        assert p.done
+
+
+def test_api_errors_name_arguments_not_command_line_flags(rng):
+    w = rng.standard_normal((10, 27)).astype(np.float32)
+    with pytest.raises(DarbgenError) as info:
+        darbgen.prune_model({"a": w}, 16)
+    assert "ratio 16 cannot be reached" in str(info.value) and "Lower ratio= or allow larger candidates=" in \
+        str(info.value) and "--" not in str(info.value)
+    with pytest.raises(DarbgenError) as info:
+        darbgen.prune(w, 1.5, candidates=[8, 16])
+    assert "Raise ratio= or allow smaller candidates=" in str(info.value) and "--" not in str(info.value)
+    model = small_first_layer_cnn()
+    for call in (lambda: train.MaskedPruning(model, 8), lambda: train.MaskedPruning(model, 0.5),
+                 lambda: train.MaskedPruning(model, 4, every=0), lambda: train.MaskedPruning(model, 4, steps=-1),
+                 lambda: train.MaskedPruning(model, 4, "magic"), lambda: train.prune_masks(model, 4, layers=["x"]),
+                 lambda: train.refit(model, {}, torch.zeros(8, 1, 8, 8), alpha=-1)):
+        with pytest.raises(DarbgenError) as info:
+            call()
+        assert "--" not in str(info.value), str(info.value)
+
+
+_SHAPES = st.tuples(st.integers(1, 12), st.integers(1, 40))
+_METHODS = st.sampled_from([("darb", {}), ("darb", {"candidates": [2, 3, 8]}), ("irregular", {}), ("bmwm", {}),
+                            ("bmwm", {"block": 4}), ("nm", {}), ("nm", {"n": 2}), ("nm", {"n": 1, "m": 4}),
+                            ("bank_balanced", {}), ("bank_balanced", {"banks": 3}), ("block", {}),
+                            ("block", {"tile": (2, 8)})])
+
+
+@given(shape=_SHAPES, spec=_METHODS, seed=st.integers(0, 2 ** 16))
+def test_reachable_ratio_is_where_prune_saturates(shape, spec, seed):
+    """Within [lo, hi] prune accepts the ratio; above hi it raises or keeps what it keeps at hi (the
+    method's limit on this shape); below lo (darb with large candidates) it raises."""
+    from darbgen.pruning.api import reachable_ratio
+
+    method, options = spec
+    w = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    if method == "bank_balanced" and options.get("banks", 0) > shape[1]:
+        with pytest.raises(DarbgenError, match="banks do not fit"):
+            reachable_ratio(shape, method, **options)
+        return
+    lo, hi = reachable_ratio(shape, method, **options)
+    if lo > hi:                                     # bmwm block=4 / nm m=4 wider than the row: nothing agrees
+        assert method in ("bmwm", "nm") and shape[1] < 4
+        return
+    if hi <= 1:                                     # nothing to prune (one column, say)
+        return
+    at_hi = darbgen.prune(w, hi, method, **options)
+    try:
+        beyond = darbgen.prune(w, hi * 3, method, **{k: v for k, v in options.items() if k not in ("block", "m")})
+        if not ("block" in options or "m" in options):
+            assert beyond.kept == at_hi.kept, (beyond, at_hi)
+    except DarbgenError as exc:
+        assert "cannot be reached" in str(exc) or "keeps no weight" in str(exc)
+    darbgen.prune(w, max(lo, 1.0001), method, **options)
+    if method == "darb" and lo > 1:
+        with pytest.raises(DarbgenError, match="cannot be reached"):
+            darbgen.prune(w, lo * 0.99 if lo * 0.99 > 1 else 1.0001, method, **options)

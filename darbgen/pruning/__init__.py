@@ -3,7 +3,8 @@
 ``prune`` and ``prune_model`` are the entry points; ``kernels`` holds the numba
 code and ``search`` the exact DARB block-size assignment.
 """
-from .api import METHODS, SCOPES, from_zeros, prune, prune_model
+from .api import METHODS, SCOPES, check_reachable, from_zeros, prune, prune_model, reachable_ratio
 from .result import ModelPruneResult, PruneResult
 
-__all__ = ["METHODS", "SCOPES", "from_zeros", "prune", "prune_model", "PruneResult", "ModelPruneResult"]
+__all__ = ["METHODS", "SCOPES", "check_reachable", "from_zeros", "prune", "prune_model", "reachable_ratio",
+           "PruneResult", "ModelPruneResult"]

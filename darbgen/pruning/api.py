@@ -158,10 +158,30 @@ def _darb(ws, norms, ratio, names, candidates):
     _, above, quotas = _irregular(ws, norms, ratio, names[0] if len(names) == 1 else "the model")
     densities = [(a + q) / w.shape[1] for a, q, w in zip(above, quotas, ws)]
     cands = [clean_candidates(c, w.shape[1], n) for c, w, n in zip(candidates, ws, names)]
+    _check_darb_range([w.shape for w in ws], cands, ratio, names)
     size = sum(w.size for w in ws)
     plan = assign_block_sizes(densities, [w.shape[1] for w in ws], cands, size / ratio, ratio, names)
     masks = [kernels.block_max_mask(w, n, b) for w, n, b in zip(ws, norms, plan.block_sizes)]
     return masks, plan.block_sizes, densities, cands
+
+
+def _check_darb_range(shapes, cands, ratio, names):
+    """The check assign_block_sizes makes, with the API's wording (``ratio=``,
+    ``candidates=``): the command line words its own flags."""
+    size = sum(r * c for r, c in shapes)
+    kept_max = sum(r * -(-c // int(cand[0])) for (r, c), cand in zip(shapes, cands))
+    kept_min = sum(r * -(-c // int(cand[-1])) for (r, c), cand in zip(shapes, cands))
+    lo, hi = size / kept_max, size / kept_min
+    what = names[0] if len(names) == 1 else "the model"
+    if ratio > hi:
+        raise DarbgenError(
+            f"{what}: ratio {ratio:g} cannot be reached with block sizes up to {max(int(c[-1]) for c in cands)}; "
+            f"reachable ratios are {lo:.4g} to {hi:.4g} (one weight per block of the largest size in every row). "
+            f"Lower ratio= or allow larger candidates=.")
+    if ratio < lo:
+        raise DarbgenError(
+            f"{what}: ratio {ratio:g} cannot be reached with block sizes from {min(int(c[0]) for c in cands)}; "
+            f"reachable ratios are {lo:.4g} to {hi:.4g}. Raise ratio= or allow smaller candidates=.")
 
 
 def _tile(tile, name):
@@ -229,7 +249,8 @@ def prune(weights, ratio=None, method="darb", *, input_norms=None, name="weights
 
     Raises:
         DarbgenError (a ValueError) for bad weights, unknown options or a
-        ratio that cannot be reached; the message says what can.
+        ratio that cannot be reached; the message says what can
+        (:func:`reachable_ratio` tells in advance, from the shape alone).
 
     Example:
         >>> import numpy as np, darbgen
@@ -399,3 +420,184 @@ def from_zeros(weights, method="darb", *, name="weights", candidates=None):
     mask = kernels.block_max_mask(w, None, sizes)
     kept = int(np.count_nonzero(mask))
     return PruneResult(mask, w.size / kept, None, sizes, "darb", {"from_zeros": True}, name=name, kept=kept)
+
+
+# ----------------------------------------------------------------------------- reachable ratios
+
+def _ceil_div(a, b):
+    return -(-int(a) // int(b))
+
+
+def _reach(shape, method, options, name):
+    """(lo, hi, why_hi, why_lo, fix_lo, fixed) of one (rows, cols) matrix (see :func:`reachable_ratio`);
+    ``fixed``: the option that fixes the ratio (``block=8``, ``m=8``), else ''."""
+    rows, cols = (int(d) for d in shape)
+    size = rows * cols
+    if method == "irregular":
+        return 1.0, float(size), f"one weight of {size} kept", "", "", ""
+    if method == "darb":
+        cands = clean_candidates(options.get("candidates"), cols, name)
+        lo_c, hi_c = int(cands[0]), int(cands[-1])
+        per_row = _ceil_div(cols, hi_c)
+        why = (f"one weight per block of {hi_c} columns, the largest candidate block, so at least {per_row} per "
+               f"row of {cols}")
+        return (cols / _ceil_div(cols, lo_c), cols / per_row, why, f"block sizes from {lo_c}",
+                "allow block size 1 in candidates=", "")
+    if method == "bmwm":
+        block = options.get("block")
+        if block is None:
+            return 1.0, float(cols), f"one weight per row of {cols}", "", "", ""
+        block = _positive_int(block, "block", name)
+        return (max(1.0, block - 0.5), min(block + 0.5, float(cols)),
+                f"block={block} fixes the ratio near {block}, and one weight per row of {cols} is the most",
+                f"block={block} fixes the ratio near {block}",
+                "drop block= (the ratio then chooses the block) or prune at once with steps=0", f"block={block}")
+    if method == "nm":
+        n = _positive_int(options.get("n", 1), "n", name)
+        top = cols / min(n, cols)
+        m = options.get("m")
+        if m is None:
+            return 1.0, top, f"{min(n, cols)} weight(s) per row of {cols} (n={n})", "", "", ""
+        m = _positive_int(m, "m", name)
+        return (max(1.0, (m - 0.5) / n), min((m + 0.5) / n, top),
+                f"n={n}, m={m} fix the ratio near {m / n:g}, and {min(n, cols)} weight(s) per row of {cols} is the "
+                f"most", f"n={n}, m={m} fix the ratio near {m / n:g}",
+                "drop m= (the ratio then chooses m) or prune at once with steps=0", f"m={m}")
+    if method == "bank_balanced":
+        banks = options.get("banks")
+        if banks is None:
+            return 1.0, float(cols), f"one weight per row of {cols} (one bank)", "", "", ""
+        banks = _positive_int(banks, "banks", name)
+        if banks > cols:
+            raise DarbgenError(f"{name}: {banks} banks do not fit in {cols} columns; use at most {cols}")
+        present = _ceil_div(cols, _ceil_div(cols, banks))
+        return 1.0, cols / present, f"one weight per bank, {present} banks per row of {cols}", "", "", ""
+    # block
+    tr, tc = _tile(options.get("tile"), name)
+    tiles = _ceil_div(rows, tr) * _ceil_div(cols, tc)
+    return 1.0, float(tiles), f"one {tr}x{tc} tile of {tiles} kept", "", "", ""
+
+
+def reachable_ratio(shape, method="darb", **options):
+    """The pruning ratios ``method`` reaches on a matrix of ``shape``.
+
+    Cheap (a few integer operations, no weights needed), so a search over
+    ratios can call it for every layer and candidate method.
+
+    Args:
+        shape: (rows, cols) of the matrix as darbgen prunes it (rows =
+            outputs; a convolution (out, in, kh, kw) is (out, in*kh*kw)).
+        method, **options: as :func:`prune` (``candidates``, ``block``,
+            ``n``, ``m``, ``banks``, ``tile``).
+
+    Returns:
+        (lo, hi): a ``ratio`` in [lo, hi] is accepted by :func:`prune` and
+        achieved up to the method's granularity (whole blocks, tiles, N:M
+        groups). Above ``hi``, ``darb`` raises and the other methods keep
+        more weights than asked (``irregular`` raises once not one weight
+        would be kept). ``lo > hi`` means no ratio works with these options. Per method, for cols columns:
+
+        - ``darb``: cols / ceil(cols / smallest candidate) to
+          cols / ceil(cols / largest candidate); with the default candidates
+          (powers of two up to cols) 1 to cols for a power of two, else about
+          cols / 2: a 3x3x3 convolution (27 columns) reaches 13.5 at most.
+        - ``irregular``: 1 to rows * cols (one weight kept).
+        - ``bmwm``, ``bank_balanced``: 1 to cols (one weight per row); with
+          ``block=b``, b - 0.5 to b + 0.5 (the ratios that agree with it);
+          with ``banks=``, at least one weight per bank.
+        - ``nm``: 1 to cols / n; with ``m=``, (m - 0.5) / n to (m + 0.5) / n.
+        - ``block``: 1 to the number of tiles (one tile kept).
+
+    Example:
+        >>> import darbgen.pruning.api as api
+        >>> api.reachable_ratio((16, 27), "darb")
+        (1.0, 13.5)
+    """
+    _check_options(method, options, "weights")
+    shape = tuple(shape)
+    if len(shape) != 2 or any(isinstance(d, bool) or int(d) != d or d < 1 for d in shape):
+        raise DarbgenError(f"reachable_ratio: shape must be (rows, cols) of positive integers, got {shape!r}")
+    lo, hi = _reach(shape, method, options, "weights")[:2]
+    return float(lo), float(hi)
+
+
+def check_reachable(shapes, ratio, method="darb", *, scope="layer", lowest=None, **options):
+    """Refuse, before any pruning or training, a ratio a matrix cannot reach.
+
+    Args:
+        shapes: {name: (rows, cols)} of the matrices to prune; the names are
+            those ``layers=`` takes (they appear in the message's fix).
+        ratio: the final ratio.
+        method, scope, **options: as :func:`prune_model`.
+        lowest: the smallest ratio a gradual schedule asks for on its way
+            (default ``ratio``).
+
+    Returns:
+        {name: (lo, hi)} per matrix, as :func:`reachable_ratio`.
+
+    Raises:
+        DarbgenError naming the first matrix out of reach (or "the model" for
+        ``scope="global"``), what it reaches, and the fix: leave it dense
+        with ``layers=``, or another ``ratio=``.
+    """
+    if scope not in SCOPES:
+        raise DarbgenError(f"unknown scope {scope!r}; choose 'layer' or 'global'")
+    names = [str(n) for n in shapes]
+    if not names:
+        raise DarbgenError("nothing to prune: no matrices")
+    _check_options(method, options, names[0] if len(names) == 1 else "the model")
+    ratio = check_ratio(ratio, names[0] if len(names) == 1 else "the model", method)
+    lowest = ratio if lowest is None else float(lowest)
+    shape_of = {n: tuple(int(d) for d in s) for n, s in zip(names, shapes.values())}
+    reach = {n: _reach(shape_of[n], method, options, n) for n in names}
+    out = {n: (float(r[0]), float(r[1])) for n, r in reach.items()}
+    start = (f"the gradual schedule starts at ratio {lowest:.4g}" if lowest < ratio * (1 - 1e-9)
+             else f"ratio={ratio:g} is below it")
+    if scope == "global" and method in _GLOBAL and len(names) > 1:
+        size = sum(r * c for r, c in shape_of.values())
+        if method == "block":           # one tile of the whole model at least
+            lo, hi = 1.0, float(sum(out[n][1] for n in names))
+        elif method == "irregular":     # one weight of the whole model
+            lo, hi = 1.0, float(size)
+        else:                           # darb: kept counts add up, as assign_block_sizes counts them
+            cands = {n: clean_candidates(options.get("candidates"), c, n) for n, (_, c) in shape_of.items()}
+            lo = size / sum(r * _ceil_div(c, cands[n][0]) for n, (r, c) in shape_of.items())
+            hi = size / sum(r * _ceil_div(c, cands[n][-1]) for n, (r, c) in shape_of.items())
+        if ratio > hi:
+            raise DarbgenError(f"the model: ratio={ratio:g} cannot be reached by method {method!r} over its "
+                               f"{len(names)} matrices together (scope='global'), which reach {lo:.4g} to "
+                               f"{hi:.4g}. Lower ratio= to at most {hi:.4g}.")
+        if lowest < lo:
+            raise DarbgenError(f"the model: method {method!r} reaches ratios from {lo:.4g} over its matrices "
+                               f"together (scope='global') and {start}: raise it, or "
+                               f"{next(r[4] for r in reach.values())}.")
+        return out
+    for n, (lo, hi, why_hi, why_lo, fix_lo, fixed) in reach.items():
+        rows, cols = shape_of[n]
+        per = int(options.get("n", 1)) if method == "nm" else 1
+        value = int(fixed.split("=")[1]) if fixed else 0
+        if fixed and abs(ratio * per - value) > 0.5:       # prune's own rule for ratio and block= / m=
+            raise DarbgenError(f"{n}: ratio {ratio:g} and {fixed} disagree; give one of them (drop "
+                               f"{fixed.split('=')[0]}= and the ratio chooses it)")
+        others = [m for m in names if m != n]
+        dense = ""
+        if others:
+            dense = (f"leave it dense with layers={others!r}, or " if len(others) <= 6 else
+                     f"leave it dense (layers= without {n!r}), or ")
+        if lo > hi:
+            raise DarbgenError(f"{n} ({rows} x {cols}): method {method!r} reaches no ratio on this layer "
+                               f"({why_hi}): {dense}change the method's options.")
+        if ratio > hi:
+            raise DarbgenError(f"{n} ({rows} x {cols}): ratio={ratio:g} cannot be reached by method {method!r}, "
+                               f"which reaches {lo:.4g} to {hi:.4g} on this layer ({why_hi}): {dense}lower ratio= "
+                               f"to at most {hi:.4g}.")
+        if lowest < lo:
+            if fixed:                          # the structure fixes the ratio of every layer alike
+                fix, dense = fix_lo, ""
+            elif lowest < ratio * (1 - 1e-9):
+                fix = f"{fix_lo}, or start the schedule there with initial_ratio={lo:.4g}"
+            else:
+                fix = f"{fix_lo}, or raise ratio="
+            raise DarbgenError(f"{n} ({rows} x {cols}): method {method!r} reaches ratios from {lo:.4g} on this "
+                               f"layer ({why_lo}) and {start}: {dense}{fix}.")
+    return out
