@@ -152,6 +152,16 @@ def _steps(show, total=7):
                 bar_format="{desc}: {n_fmt}/{total_fmt} {postfix}")
 
 
+def _search_progress(show):
+    """A progress callback for the search: its steps on stderr when ``show``."""
+    if not show:
+        return None
+
+    def say(message):
+        print(f"darbgen build: search: {message}", file=sys.stderr, flush=True)
+    return say
+
+
 def _advance(bar, label):
     if bar is not None:
         bar.set_postfix_str(label)
@@ -161,7 +171,7 @@ def _advance(bar, label):
 def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
           percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None, allow_pickle=False,
           prune_options=None, progress=False, command=None, layers=None, from_zeros=False, saliency="magnitude",
-          refit=False, refit_alpha=None, timeout=None):
+          refit=False, refit_alpha=None, timeout=None, max_drop=None, val=None, objective="flash"):
     """Build verified C from a trained model; returns a :class:`BuildResult`.
 
     Args:
@@ -192,6 +202,11 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
             QEMU on a sample of the host's vectors, instructions counted and
             the stack measured; the host check runs every vector and the
             test set).
+        max_drop: search, instead of a fixed ``ratio``, for the smallest (``objective="flash"``) or fastest
+            (``"instructions"``) pruning whose metric on the validation data ``val`` = (X, y) stays within this
+            budget of the unpruned model's: accuracy points, or for regression targets percent of the unpruned
+            error (:mod:`darbgen.search`; .tflite and .h5 models; ``calib`` enables its refit and activation
+            saliency).
         timeout: seconds each compiled run may take (default: 120 on the
             host; in QEMU in proportion to the host's run time of the same
             work, :func:`darbgen.toolchain.cortex_m.run_timeout`).
@@ -218,6 +233,17 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         raise DarbgenError("--refit-alpha sets the refit's ridge strength: give --refit with it")
     if (refit or saliency == "activation") and ratio is None:
         raise DarbgenError("--refit and --saliency activation need a pruning --ratio")
+    if max_drop is not None:
+        if ratio is not None or from_zeros or refit or saliency != "magnitude":
+            raise DarbgenError("a budget (max_drop, --max-drop) chooses the ratio, saliency and refit of every layer "
+                               "itself: drop ratio, from_zeros, refit and saliency (--ratio, --from-zeros, --refit, "
+                               "--saliency)")
+        if val is None:
+            raise DarbgenError("a budget (max_drop, --max-drop) is measured on validation data: give val=(X, y) "
+                               "(--val X.npy Y.npy), kept apart from the evaluation data")
+    elif val is not None:
+        raise DarbgenError("validation data (val, --val) is for the search under a budget: give max_drop "
+                           "(--max-drop) with it")
     on_core = target != "host"
     start = time.perf_counter()
     bar = _steps(progress, 9 if on_core else 7)
@@ -231,6 +257,8 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         from .graph_build import build_graph
 
         fit_calib = None
+        if max_drop is not None:
+            fit_calib = calib if calib is not None else src.calib
         if refit or saliency == "activation":
             fit_calib = calib if calib is not None else src.calib
             if fit_calib is None:
@@ -242,10 +270,16 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
                              prefix=prefix, prune_options=prune_options, bar=bar, advance=_advance,
                              command=command, layers=layers, start=start, timeout=timeout,
                              from_zeros=from_zeros, saliency=saliency, refit=refit, refit_alpha=refit_alpha,
-                             fit_calib=fit_calib)
+                             fit_calib=fit_calib,
+                             search=None if max_drop is None else {
+                                 "max_drop": max_drop, "val": val, "objective": objective,
+                                 "progress": _search_progress(progress)})
         if bar is not None:
             bar.close()
         return result
+    if max_drop is not None:
+        raise DarbgenError(f"{model.name}: the search under a budget (--max-drop) works on .tflite and Keras .h5 "
+                           f"models so far; for this model give a --ratio (with --refit) and --layers")
     weights = model.pruning_matrices()
     if layers is not None:
         unknown = [n for n in layers if n not in weights]

@@ -137,6 +137,17 @@ def _parser():
                     "the inputs is held out, and rows whose refit is worse there keep their pruned values")
     bu.add_argument("--refit-alpha", type=float, metavar="A", help="with --refit: the ridge strength (relative "
                     "to each input column's squared norm; default: the best of 1e-4 ... 10 on the held-out inputs)")
+    bu.add_argument("--max-drop", type=_budget, metavar="POINTS", help="instead of --ratio: search for the "
+                    "smallest model (see --objective) whose accuracy on --val stays within POINTS percentage points "
+                    "of the unpruned model's; for regression targets (an autoencoder's inputs, say) POINTS is a "
+                    "percentage of the unpruned error (`10` or `10%%`). Per layer it measures the loss at each ratio "
+                    "with magnitude or activation saliency, with and without --refit (with --calib), leaves layers "
+                    "that do not pay dense, and checks the chosen model on --val (.tflite and .h5 models)")
+    bu.add_argument("--val", nargs=2, metavar=("X.npy", "Y.npy"), help="with --max-drop: validation inputs and "
+                    "labels (or regression targets) the budget is measured on; keep them apart from --eval")
+    bu.add_argument("--objective", default="flash", choices=("flash", "instructions"), help="with --max-drop: "
+                    "minimise the bytes of weights, index and metadata (flash, default) or the instructions per "
+                    "inference on --target (estimated from the kernels' measured costs)")
     _codegen_options(bu)
     bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "
                     "(default: test.x / test.y bundled in the file)")
@@ -487,14 +498,32 @@ def cmd_build(args):
         eval_data = (_load_npy(args.eval[0], "--eval inputs"), _load_npy(args.eval[1], "--eval labels"))
         if len(eval_data[0]) != len(eval_data[1]):
             raise DarbgenError(f"--eval: {len(eval_data[0])} inputs but {len(eval_data[1])} labels")
+    val = None
+    if args.val:
+        val = (_load_npy(args.val[0], "--val inputs"), _load_npy(args.val[1], "--val labels"))
+        if len(val[0]) != len(val[1]):
+            raise DarbgenError(f"--val: {len(val[0])} inputs but {len(val[1])} labels")
     command = "darbgen " + " ".join(shlex.quote(a) for a in args.argv)
     result = build(args.model, ratio=args.ratio, method=args.method, scope=args.scope, dtype=args.dtype,
                    kernel=args.kernel, calib=calib, percentile=args.percentile, eval_data=eval_data,
                    out=args.out, force=args.force, target=args.target, prefix=args.prefix,
                    allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command,
                    layers=_split(args.layers), from_zeros=args.from_zeros, saliency=args.saliency,
-                   refit=args.refit, refit_alpha=args.refit_alpha, timeout=args.timeout)
+                   refit=args.refit, refit_alpha=args.refit_alpha, timeout=args.timeout,
+                   max_drop=args.max_drop, val=val, objective=args.objective)
     return _print_build(result, args.json)
+
+
+def _budget(text):
+    """--max-drop's value: a number >= 0, with an optional trailing %."""
+    t = str(text).strip().rstrip("%").strip()
+    try:
+        v = float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (points, or a percentage such as 10%)") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: the budget must be a finite number >= 0")
+    return v
 
 
 def _print_build(result, as_json):
@@ -578,11 +607,32 @@ def build_table(report):
         else:
             lines.append(f"mean squared error on {acc['vectors']} test inputs: original {acc['original']:.4g}, "
                          f"pruned float {acc['pruned']:.4g}, generated C {acc['c']:.4g}.")
+    if report.get("search"):
+        lines += ["", search_table(report["search"])]
     if report["output"]:
         lines.append(f"C written to {report['output']} ({len(report['files'])} files; call {report['prefix']}_run, "
                      f"see {report['prefix']}.h).")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
+
+
+def search_table(rep):
+    """The accuracy-budget search's choices as a text table."""
+    from .report import table
+
+    rows = []
+    for name, l in rep["layers"].items():
+        how = "-" if l["ratio"] <= 1 else f"{l['saliency']}{' + refit' if l['refit'] else ''}"
+        tried = max((t["ratio"] for t in l["tried"]), default=1.0)
+        rows.append([name, "dense" if l["ratio"] <= 1 else f"{l['ratio']:g}x", how,
+                     f"{l['loss_alone']:.3g}" if l["ratio"] > 1 else "-", f"{tried:g}x",
+                     f"{l['cost']:,.0f}", f"{l['cost_dense']:,.0f}"])
+    unit = "B" if rep["objective"] == "flash" else "instr."
+    head = (f"search: the smallest model by {rep['objective']} within {rep['budget']:g} {rep['unit']} on the "
+            f"validation set: {rep['metric']} {rep['chosen']:.4g} against {rep['unpruned']:.4g} unpruned (loss "
+            f"{rep['loss']:.3g}); {rep['cost_chosen']:,.0f} against {rep['cost_unpruned']:,.0f} {rep['cost_unit']}")
+    return head + "\n" + table(["layer", "chosen", "saliency", "loss alone", "highest tried",
+                                f"cost ({unit})", f"dense ({unit})"], rows)
 
 
 def cmd_report(args):
@@ -628,7 +678,13 @@ def main(argv=None):
         return {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
                 "bench": cmd_bench, "report": cmd_report}[args.command](args)
     except DarbgenError as exc:
-        print(f"darbgen: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if args.command in ("prune", "build", "demo"):       # the API names its arguments; here they are flags
+            import re
+
+            message = re.sub(r"\b(ratio|candidates|layers)=(?=[\s,.;)]|$)", r"--\1", message)
+            message = re.sub(r"\b(ratio)=(?=[0-9])", r"--\1 ", message)
+        print(f"darbgen: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"darbgen: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -70,6 +70,17 @@ def zeros_graph(graph, method="darb", layers=None, prune_options=None):
     return with_masks(graph, results), results
 
 
+def search_note(rep):
+    """The report's line on an accuracy-budget search (:func:`darbgen.search.search_graph`'s report)."""
+    pruned = {n: l for n, l in rep["layers"].items() if l["ratio"] > 1}
+    what = ", ".join(f"{n} {l['ratio']:g}x" for n, l in pruned.items()) or "nothing (every op loses too much)"
+    saved = 1 - rep["cost_chosen"] / rep["cost_unpruned"] if rep["cost_unpruned"] else 0.0
+    return (f"search within {rep['budget']:g} {rep['unit']} on the validation set: pruned {what}; "
+            f"{rep['metric']} {rep['chosen']:.4g} against {rep['unpruned']:.4g} unpruned (uses {rep['loss']:.3g} of "
+            f"the budget); {rep['objective']} {saved:.0%} smaller than unpruned ({rep['cost_unit']}), "
+            f"{rep['evaluations']} evaluations in {rep['seconds']:.0f} s")
+
+
 def _outputs_real(qg, x_model, kernel):
     """The reference outputs of a QGraph on model-typed inputs, as real numbers."""
     return qg.dequantize_output(qg.run(x_model, kernel)).reshape(len(x_model), -1)
@@ -100,11 +111,13 @@ def packed_speed_note(target, ratio, kernel, dtype, convolutions=False):
 def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", kernel="packed", calib=None,
                 percentile=None, eval_data=None, out=None, force=False, target="host", prefix=None,
                 prune_options=None, bar=None, advance=None, command=None, layers=None, start=None, timeout=None,
-                from_zeros=False, saliency="magnitude", refit=False, refit_alpha=None, fit_calib=None):
+                from_zeros=False, saliency="magnitude", refit=False, refit_alpha=None, fit_calib=None,
+                search=None):
     """Build verified C from a loaded graph (``src``: a :class:`darbgen.build.Source`); returns a BuildResult.
 
     ``fit_calib``: real-valued inputs for ``saliency="activation"`` and ``refit`` (the refit's report goes to
-    ``report["refit"]``)."""
+    ``report["refit"]``). ``search``: keyword arguments of :func:`darbgen.search.search_graph` (max_drop, val,
+    objective): the pruning is chosen under that accuracy budget (``report["search"]``)."""
     from .codegen.graph_emit import generate_graph
     from .evaluation import BuildResult, accuracy as score_accuracy, check, eval_outputs, size_target
     from .graph_run import quantize_graph, run_f64
@@ -120,7 +133,17 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
     results = {}
     refit_report = {}
     pruned = graph
-    if from_zeros:
+    search_report = None
+    if search is not None:
+        from .search import search_graph
+
+        found = search_graph(graph, calib=fit_calib, method=method, target=target, dtype=dtype,
+                             percentile=percentile, layers=layers, prune_options=prune_options,
+                             progress=search.get("progress"),
+                             **{k: v for k, v in search.items() if k != "progress"})
+        pruned, results, search_report = found.graph, found.results, found.report
+        notes.append(search_note(search_report))
+    elif from_zeros:
         pruned, results = zeros_graph(graph, method, layers, prune_options)
         notes.append(f"pruning read from the model's zeros ({method})")
     elif ratio is not None:
@@ -142,6 +165,9 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
     if kernel == "packed" and not results:
         notes.append("no --ratio: dense weights, kernel dense")
         kernel = "dense"
+    if search_report is not None and results:
+        dense = sum(w.size for w in graph_weights(graph).values())
+        ratio = dense / max(1, sum(int(np.count_nonzero(r.mask)) for r in results.values()))
     note = packed_speed_note(target, ratio, kernel, dtype,
                              any(n.kind in CONV_KINDS for n in pruned.nodes if n.name in results))
     if note:
@@ -154,7 +180,8 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
                                f"X.npy, inputs in the model's own layout, shape (n, "
                                f"{', '.join(map(str, graph.input_shape))}); or --dtype float32")
     if graph.quantized and calib is not None:
-        used = "refit" if refit else "activation saliency" if saliency == "activation" else None
+        used = ("search's refit and saliency" if search is not None else "refit" if refit else
+                "activation saliency" if saliency == "activation" else None)
         notes.append(f"--calib used for the {used} only: the model keeps its own int8 quantization" if used else
                      "--calib ignored: the model keeps its own int8 quantization")
     qg = quantize_graph(pruned, dtype, calib=None if graph.quantized else calib, percentile=percentile)
@@ -192,6 +219,8 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
                           time.perf_counter() - start, method if results else None, count, host_check, image)
     if refit_report:
         report["refit"] = refit_report      # per op: alpha, rows refit, held-out error before and after
+    if search_report is not None:
+        report["search"] = search_report    # per op: the ratio, saliency and refit chosen; the budget used
     return BuildResult(graph, pruned, module, checked, report, c_real, host_check)
 
 

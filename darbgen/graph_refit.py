@@ -54,15 +54,23 @@ class _Runner:
 
             self.qg = quantize_graph(graph, "int8")
 
-    def inputs(self, x, node):
-        """(rows, cols) of what ``node``'s matrix multiplies, for real inputs ``x``."""
+    def values(self, x):
+        """Every tensor's values for real inputs ``x``, as the pipeline holds them (for ``given``)."""
+        from .graph_run import run_f64
+
+        return run_f64(self.graph, x, keep=True) if self.qg is None else \
+            self.qg.run(self.qg.quantize_input(x), keep=True)
+
+    def inputs(self, x, node, given=None):
+        """(rows, cols) of what ``node``'s matrix multiplies, for real inputs ``x`` (``given``: tensor values
+        already known for these inputs, as :meth:`values` returns them)."""
         from .graph_run import run_f64
 
         t = node.inputs[0]
         if self.qg is None:
-            v = run_f64(self.graph, x, keep=True, until=node.name)[t]
+            v = run_f64(self.graph, x, keep=True, until=node.name, given=given)[t]
         else:
-            q = self.qg.run(self.qg.quantize_input(x), keep=True, until=node.name)[t]
+            q = self.qg.run(self.qg.quantize_input(x), keep=True, until=node.name, given=given)[t]
             v = self.qg.quants[t].dequantize(q) if self.qg.types[t] == "int8" else np.asarray(q, np.float64)
         return matrix_inputs(node, np.asarray(v, np.float64))
 
@@ -113,7 +121,9 @@ def _store(node, graph, w, b, better):
                 np.asarray(w, np.float32).astype(np.float64), np.asarray(b, np.float32).astype(np.float64))
     snap = _int8_snapper(node, graph)
     wq, scale, bq, w_real, b_real = snap(w, b, full=True)
-    old_q = np.asarray(wt.data, np.int64).reshape(rows, -1) * np.asarray(node.attrs["mask"], bool)
+    old_q = np.asarray(wt.data, np.int64).reshape(rows, -1)
+    if node.attrs.get("mask") is not None:
+        old_q = old_q * np.asarray(node.attrs["mask"], bool)
     old_scale = np.broadcast_to(wt.quant.scale.astype(np.float32), (rows,)) if wt.quant.per_tensor else \
         wt.quant.scale.astype(np.float32)
     old_b = np.asarray(bt.data, np.int64).reshape(-1) if bt is not None else np.zeros(rows, np.int64)
@@ -162,7 +172,24 @@ def _int8_snapper(node, graph):
     return snap
 
 
-def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdout=True, progress=None):
+def refit_node(graph, dense_node, node, fit, held, alphas=ALPHAS, holdout=True):
+    """One pruned op refit from its Gram matrices (``fit``, ``held``: :class:`darbgen.refit.Gram` of its inputs in
+    the pruned graph against the dense one): (the op holding the refit values, report row)."""
+    w0 = weight_matrix(dense_node)
+    bias = dense_node.params.get("bias")
+    b0 = None if bias is None else bias.real().reshape(-1)
+    snap = _int8_snapper(node, graph) if (graph.quantized and node.params["weight"].dtype == "int8") else \
+        (lambda w, b: (np.asarray(w, np.float32).astype(np.float64), np.asarray(b, np.float32).astype(np.float64)))
+    mask = np.asarray(node.attrs["mask"], bool) if node.attrs.get("mask") is not None else \
+        np.ones(w0.shape, bool)            # an unpruned op refit to make up for the pruned ops before it
+    w, b, row = refit_rows(w0, b0, mask, fit, held, alphas, holdout, node.name, snap=snap)
+    pw = np.where(mask, w0, 0.0)
+    better = np.any(w != pw, axis=1) | (b != (np.zeros(len(b)) if b0 is None else b0))
+    return _store(node, graph, w, b, better)[0], row
+
+
+def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdout=True, progress=None,
+                downstream=False):
     """The pruned graph with its pruned ops' kept weights and biases refit, never worse than unrefit on held-out
     calibration inputs (see the module docstring).
 
@@ -175,6 +202,8 @@ def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdo
         report: a dict to fill with {op name: {"alpha", "rows", "rows_refit", "heldout_error_pruned",
             "heldout_error_refit"}}.
         holdout: False: the plain refit on every input (no held-out check).
+        downstream: also refit every unpruned convolution and fully connected op after the first pruned one
+            (all its weights kept): it learns to make up for the error the pruned ops before it leave.
         progress: optional callable(op name) called as each op is done.
 
     Returns:
@@ -195,12 +224,16 @@ def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdo
     dense = _Runner(graph)
     current = pruned
     held_rows = (np.arange(len(x)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1) & holdout
+    order = [n.name for n in pruned.nodes]
+    first = min((order.index(n) for n in results), default=len(order))
+    todo = set(results)
+    if downstream:
+        todo |= {n.name for n in pruned.weight_nodes() if order.index(n.name) > first}
     for index, node in enumerate(pruned.nodes):
-        if node.name not in results:
+        if node.name not in todo:
             continue
         runner = _Runner(current)
-        w0 = weight_matrix(graph.nodes[index])
-        cols = w0.shape[1]
+        cols = weight_matrix(graph.nodes[index]).shape[1]
         fit, held = Gram(cols), Gram(cols)
         for start in range(0, len(x), CHUNK):
             chunk = x[start:start + CHUNK]
@@ -211,15 +244,7 @@ def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdo
             fit.add(xp[~h], xd[~h])
             if h.any():
                 held.add(xp[h], xd[h])
-        bias = graph.nodes[index].params.get("bias")
-        b0 = None if bias is None else bias.real().reshape(-1)
-        snap = _int8_snapper(node, graph) if (graph.quantized and node.params["weight"].dtype == "int8") else \
-            (lambda w, b: (np.asarray(w, np.float32).astype(np.float64), np.asarray(b, np.float32).astype(np.float64)))
-        mask = np.asarray(results[node.name].mask, bool)
-        w, b, row = refit_rows(w0, b0, mask, fit, held, alphas, holdout, node.name, snap=snap)
-        pw = np.where(mask, w0, 0.0)
-        better = np.any(w != pw, axis=1) | (b != (np.zeros(len(b)) if b0 is None else b0))
-        new_node = _store(node, graph, w, b, better)[0]
+        new_node, row = refit_node(graph, graph.nodes[index], node, fit, held, alphas, holdout)
         nodes = list(current.nodes)
         nodes[index] = new_node
         current = current.replace(nodes=nodes)

@@ -34,15 +34,20 @@ def infer_shapes(graph):
 
 
 @np.errstate(under="ignore", over="ignore", invalid="ignore")
-def run_f64(graph, x, keep=False, until=None):
+def run_f64(graph, x, keep=False, until=None, given=None):
     """The float64 forward pass of a float graph on ``x`` (n, *input shape).
 
     Returns the output, or with ``keep`` every tensor's values; ``until`` (a
-    node name) stops before that node runs (its inputs are then in the values)."""
+    node name) stops before that node runs (its inputs are then in the values);
+    ``given``: {tensor: values} already known (of these same inputs): the ops
+    writing them are skipped."""
     vals = {graph.inputs[0]: np.asarray(x, np.float64).reshape((len(x),) + tuple(graph.input_shape))}
+    vals.update(given or {})
     for node in graph.nodes:
         if node.name == until:
             return vals
+        if given and all(t in given for t in node.outputs):
+            continue
         ys = op_kind(node).forward_f64(node, [vals[t] for t in node.inputs])
         for t, y in zip(node.outputs, ys):
             vals[t] = y
@@ -100,18 +105,22 @@ class QGraph:
         return self.quants[t].dequantize(y) if self.types[t] == "int8" else np.asarray(y, np.float64)
 
     @np.errstate(under="ignore", over="ignore", invalid="ignore")
-    def run(self, x, kernel="packed", keep=False, until=None):
+    def run(self, x, kernel="packed", keep=False, until=None, given=None):
         """What the generated C outputs for inputs ``x`` in the model's input type ((n, *shape) or (n, size)).
 
         ``keep``: return every tensor's values; ``until`` (a node name): stop before that node runs and return
-        the values so far."""
+        the values so far; ``given``: {tensor: values} already known for these inputs (the ops writing them are
+        skipped)."""
         g = self.graph
         t0 = g.inputs[0]
         x = np.asarray(x).reshape((len(x),) + tuple(self.shapes[t0]))
         vals = {t0: x}
+        vals.update(given or {})
         for node in g.nodes:
             if node.name == until:
                 return vals
+            if given and all(t in given for t in node.outputs):
+                continue
             kind = op_kind(node)
             xs = [vals[t] for t in node.inputs]
             p = self.params[node.name]

@@ -142,12 +142,18 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", 
         size = idx.shape[1]
         if size == 0:
             continue
-        a = gram.pp[idx[:, :, None], idx[:, None, :]]   # (rows, size, size)
-        lam = alpha * np.maximum(np.einsum("rii->ri", a), 1e-12)     # per coordinate
-        a = a + lam[:, :, None] * np.eye(size)
         start = np.take_along_axis(dense[rs], idx, axis=1)
-        rhs = np.take_along_axis(target[rs], idx, axis=1) + lam * start
-        sol = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
+        if np.all(idx == idx[:1]):            # every row keeps the same columns: one system, many right sides
+            a = gram.pp[idx[0][:, None], idx[0][None, :]]
+            lam = alpha * np.maximum(np.diag(a), 1e-12)
+            rhs = np.take_along_axis(target[rs], idx, axis=1) + lam * start
+            sol = np.linalg.solve(a + np.diag(lam), rhs.T).T
+        else:
+            a = gram.pp[idx[:, :, None], idx[:, None, :]]   # (rows, size, size)
+            lam = alpha * np.maximum(np.einsum("rii->ri", a), 1e-12)     # per coordinate
+            a = a + lam[:, :, None] * np.eye(size)
+            rhs = np.take_along_axis(target[rs], idx, axis=1) + lam * start
+            sol = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
         new[rs[:, None], idx] = sol
     out_w = new[:, :cols].astype(np.float32)
     out_w[~mask] = 0.0
@@ -299,7 +305,8 @@ def refit_model(model, results, calib, *, alpha=None, sequential=True, report=No
         alpha = DEFAULT_ALPHA if alpha is None else alpha
     elif len(x) < 2 * HOLDOUT_EVERY:
         raise DarbgenError(f"{model.name}: a refit needs at least {2 * HOLDOUT_EVERY} calibration inputs (a "
-                           f"quarter is held out to check it), got {len(x)}; pass more with --calib")
+                           f"quarter is held out to check it), got {len(x)}; pass more calibration inputs "
+                           f"(calib=; --calib on the command line)")
     if alpha is not None and not (np.isfinite(alpha) and alpha > 0):
         raise DarbgenError(f"{model.name}: the refit's alpha must be a finite number > 0 (the ridge strength), "
                            f"got {alpha!r}")
