@@ -64,15 +64,21 @@ class _Runner:
     def inputs(self, x, node, given=None):
         """(rows, cols) of what ``node``'s matrix multiplies, for real inputs ``x`` (``given``: tensor values
         already known for these inputs, as :meth:`values` returns them)."""
+        return self.inputs_and_values(x, node, given)[0]
+
+    def inputs_and_values(self, x, node, given=None):
+        """(:meth:`inputs`, every tensor's values computed before ``node``)."""
         from .graph_run import run_f64
 
         t = node.inputs[0]
         if self.qg is None:
-            v = run_f64(self.graph, x, keep=True, until=node.name, given=given)[t]
+            vals = run_f64(self.graph, x, keep=True, until=node.name, given=given)
+            v = vals[t]
         else:
-            q = self.qg.run(self.qg.quantize_input(x), keep=True, until=node.name, given=given)[t]
+            vals = self.qg.run(self.qg.quantize_input(x), keep=True, until=node.name, given=given)
+            q = vals[t]
             v = self.qg.quants[t].dequantize(q) if self.qg.types[t] == "int8" else np.asarray(q, np.float64)
-        return matrix_inputs(node, np.asarray(v, np.float64))
+        return matrix_inputs(node, np.asarray(v, np.float64)), vals
 
 
 def matrix_inputs(node, v):
