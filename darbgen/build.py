@@ -213,6 +213,10 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     """
     if timeout is not None and not timeout > 0:
         raise DarbgenError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if out is not None:                 # a bad output folder fails now, not after the build
+        from .files import check_out_dir
+
+        check_out_dir(out, force, "force=True")
     from .codegen import generate
     from .pruning import prune_model
     from .verify import measure

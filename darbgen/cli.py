@@ -19,6 +19,7 @@ import time
 
 from . import __version__
 from .errors import DarbgenError
+from .files import check_out_dir
 from .toolchain.cortex_m import TARGETS
 
 EXAMPLES = """examples:
@@ -98,7 +99,7 @@ def _parser():
                     help="compile for this target to count code bytes (default: the --target core, else "
                          "cortex-m4 when arm-none-eabi-gcc is installed, else host)")
     ge.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    ge.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
+    ge.add_argument("--force", action="store_true", help="replace DIR if darbgen wrote it (it holds .darbgen-output)")
 
     bu = sub.add_parser(
         "build", help="a trained model in, verified C out (prune, quantize, generate, compile, verify, report)",
@@ -161,7 +162,7 @@ def _parser():
     bu.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled scikit-learn model "
                     "(a pickle can run any code: only for files you trust)")
     bu.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    bu.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
+    bu.add_argument("--force", action="store_true", help="replace DIR if darbgen wrote it (it holds .darbgen-output)")
 
     de = sub.add_parser(
         "demo", help="build the bundled digits network: prune 2x, int8, verify, report accuracy",
@@ -173,7 +174,7 @@ def _parser():
                     "core in QEMU (default: host only)")
     de.add_argument("--out", metavar="DIR", help="folder to write the C into (default: a new temporary folder)")
     de.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    de.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
+    de.add_argument("--force", action="store_true", help="replace DIR if darbgen wrote it (it holds .darbgen-output)")
 
     rp = sub.add_parser(
         "report", help="a Markdown report with PNG figures from experiment results and/or weights",
@@ -196,7 +197,7 @@ def _parser():
                     "(default: 16)")
     rp.add_argument("--out", required=True, metavar="DIR", help="folder to write report.md and the PNGs into "
                     "(written whole through a temporary folder)")
-    rp.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    rp.add_argument("--force", action="store_true", help="replace DIR if darbgen wrote it (it holds .darbgen-output)")
     rp.add_argument("--title", help="the report's heading (default: the results' title)")
 
     be = sub.add_parser("bench", help="benchmarks (prints figures; see docs/benchmarks.md)",
@@ -290,8 +291,10 @@ def cmd_prune(args):
         "weights": sum(int(np.prod(s["shape"])) for s in layers), "kept": result.kept,
         "prune_seconds": seconds, "layers": layers, "darbgen_version": __version__,
     }
-    stored = dict(summary, layers=[{"name": s["name"], "ratio": s["ratio"], "options": s["options"]}
-                                   for s in layers])
+    # stored: the same bytes for the same input and options (no path, no run time)
+    stored = {k: v for k, v in summary.items() if k not in ("output", "prune_seconds")}
+    stored.update(input=os.path.basename(args.input),
+                  layers=[{"name": s["name"], "ratio": s["ratio"], "options": s["options"]} for s in layers])
     out[npzio.RESULT_KEY] = np.array(json.dumps(plain(stored)))
     npzio.save_npz(args.out, out, force=args.force)
     print(to_json(summary) if args.json else _prune_table(summary))
@@ -349,7 +352,6 @@ def _load_calibration(path):
 def cmd_generate(args):
     """`darbgen generate`: load, quantize, generate, measure, verify, write, report."""
     import os
-    import shlex
     import shutil
 
     from . import npzio
@@ -358,9 +360,7 @@ def cmd_generate(args):
     from .report import to_json
     from .verify import measure, verify
 
-    out = os.path.abspath(args.out)
-    if os.path.isdir(out) and os.listdir(out) and not args.force:
-        raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
+    check_out_dir(args.out, args.force, "--force")
     arrays = npzio.load_npz(args.input)
     model_name, layers, notes = dense_layers(arrays, args.input)
     wanted = _split(args.layers)
@@ -380,7 +380,9 @@ def cmd_generate(args):
                 raise DarbgenError(f"{args.dtype} needs calibration inputs: pass --calib X.npy (inputs of the first "
                                    f"layer, shape (n, {layers[0].cols})) or generate --dtype float32")
             notes.append(f"calibrated on {key} bundled in {os.path.basename(args.input)} ({len(calib)} inputs)")
-    command = "darbgen " + " ".join(shlex.quote(a) for a in args.argv)
+    from .codegen.banner import banner_command
+
+    command = banner_command(args.argv)   # no output path: the same bytes wherever written
     _progress(f"generating {args.dtype} {args.kernel} C for {len(layers)} layers...")
     # only a described network (__model__) is a chain; bare arrays are independent layers
     module = generate(layers, dtype=args.dtype, kernel=args.kernel, prefix=args.prefix or default_prefix(
@@ -484,14 +486,10 @@ def _load_npy(path, what):
 
 def cmd_build(args):
     """`darbgen build`: the whole pipeline, then the report."""
-    import os
-    import shlex
-
     from .build import build
     from .report import to_json
 
-    if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
-        raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
+    check_out_dir(args.out, args.force, "--force")
     calib = _load_calibration(args.calib) if args.calib else None
     eval_data = None
     if args.eval:
@@ -503,7 +501,9 @@ def cmd_build(args):
         val = (_load_npy(args.val[0], "--val inputs"), _load_npy(args.val[1], "--val labels"))
         if len(val[0]) != len(val[1]):
             raise DarbgenError(f"--val: {len(val[0])} inputs but {len(val[1])} labels")
-    command = "darbgen " + " ".join(shlex.quote(a) for a in args.argv)
+    from .codegen.banner import banner_command
+
+    command = banner_command(args.argv)   # no output path: the same bytes wherever written
     result = build(args.model, ratio=args.ratio, method=args.method, scope=args.scope, dtype=args.dtype,
                    kernel=args.kernel, calib=calib, percentile=args.percentile, eval_data=eval_data,
                    out=args.out, force=args.force, target=args.target, prefix=args.prefix,
@@ -545,8 +545,7 @@ def cmd_demo(args):
     from .resources import examples_dir
 
     out = args.out or tempfile.mkdtemp(prefix="darbgen-demo-")
-    if args.out and os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
-        raise DarbgenError(f"{args.out}: exists and is not empty; pass --force to replace it")
+    check_out_dir(args.out, args.force, "--force")
     result = build(examples_dir() / "digits_mlp.npz", ratio=args.ratio, method="darb", dtype="int8",
                    kernel="packed", out=out, force=True, progress=sys.stderr.isatty(), target=args.target,
                    command="darbgen demo" + (f" --ratio {args.ratio:g}" if args.ratio != 2.0 else ""))
@@ -641,6 +640,7 @@ def cmd_report(args):
 
     if not args.results and not args.weights:
         raise DarbgenError("report needs experiment results (--results R.json) and/or weights (--weights W.npz)")
+    check_out_dir(args.out, args.force, "--force")
     _progress("writing the report...")
     paths = write_report(args.out, results=args.results or (), weights=args.weights, ratio=args.ratio,
                          force=args.force, title=args.title)

@@ -18,9 +18,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -498,27 +495,13 @@ def _weights_sources(result_paths, loaded, weights):
     return sources
 
 
-def _check_out_dir(out, force):
-    if out.exists() and not out.is_dir():
-        raise DarbgenError(f"{out}: exists and is not a folder")
-    if out.exists() and not force:
-        raise DarbgenError(f"{out}: already exists; pass --force to replace it")
-    if not out.parent.is_dir():
-        raise DarbgenError(f"{out}: the folder {out.parent} does not exist")
-
-
-def _move_into_place(tmp, out):
-    from .files import move_into_place
-
-    move_into_place(tmp, out)
-
-
 def write_report(out_dir, results=(), weights=None, ratio=16.0, force=False, title=None):
     """Write ``out_dir/report.md`` and its PNG figures.
 
     Args:
-        out_dir: the folder to create. An existing one is refused unless
-            ``force`` (then it is replaced whole).
+        out_dir: the folder to create. An existing non-empty one is refused
+            unless ``force`` and darbgen wrote it (it holds the marker file
+            :data:`darbgen.files.MARKER`); then it is replaced whole.
         results: paths of experiment-results JSON files (docs/report.md).
         weights: an .npz of dense weight matrices (read as `darbgen prune`
             reads it). Without it, the files named by the results' ``weights``
@@ -535,6 +518,7 @@ def write_report(out_dir, results=(), weights=None, ratio=16.0, force=False, tit
         The paths written (report.md first, then the PNGs), at their final place.
     """
     from . import __version__
+    from .files import check_out_dir, write_folder
     from .pruning.api import check_ratio
 
     if isinstance(results, (str, os.PathLike)):
@@ -547,16 +531,16 @@ def write_report(out_dir, results=(), weights=None, ratio=16.0, force=False, tit
                            "(--weights W.npz)")
     if sources:
         ratio = check_ratio(ratio, "report", "darb")
+    check_out_dir(out_dir, force)      # before the figures are drawn
     matrices = [(src, _load_matrices(src)) for src in sources]
-    out = Path(out_dir).absolute()
-    _check_out_dir(out, force)
 
     if title is None:
         title = loaded[0]["title"] if len(loaded) == 1 else "darbgen report"
     lines = [f"# {title}", "", f"Written by `darbgen report` (darbgen {__version__}).", ""]
     written, used = [], set()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.darbgen-", dir=out.parent))
-    try:
+
+    def fill(tmp):
+        nonlocal lines
         if len(loaded) > 1:
             lines += ["## Headline", "", "Highest ratio within tolerance, per task:", ""]
             for res in loaded:
@@ -570,10 +554,8 @@ def write_report(out_dir, results=(), weights=None, ratio=16.0, force=False, tit
             for name, w in mats.items():
                 lines += _matrix_section(tmp, name, w, ratio, used, written)
         (tmp / "report.md").write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    out = write_folder(out_dir, fill, force=force)
     return [str(out / "report.md")] + [str(out / name) for name in written]
 
 

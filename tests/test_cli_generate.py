@@ -8,6 +8,7 @@ import pytest
 
 from conftest import spread_rows
 from darbgen.cli import main
+from darbgen.files import MARKER
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_mlp.npz"
 
@@ -42,7 +43,7 @@ def test_generate_verify_json(pruned, tmp_path, capsys, gcc, arm_gcc, dtype, ker
     if kernel in ("packed", "csr"):
         assert report["layers"][1]["bytes"]["index"] > 0
     assert any("softmax" in n for n in report["notes"])
-    assert sorted(os.listdir(out_dir)) == report["files"]
+    assert sorted(os.listdir(out_dir)) == sorted(report["files"] + [MARKER])
     assert (out_dir / "digits_mlp.h").is_file() and (out_dir / "digits_mlp_fc2.c").is_file()
     assert report["flash_bytes"] > sum(layer["bytes"]["values"] for layer in report["layers"])
 

@@ -9,6 +9,7 @@ import pytest
 import darbgen
 from darbgen.codegen import KERNELS, c_identifier, generate, unique_identifiers
 from darbgen.errors import DarbgenError
+from darbgen.files import MARKER
 from darbgen.graph import Dense
 from darbgen.reference import expf, sigmoidf, tanhf
 from darbgen.resources import runtime_c_dir
@@ -138,13 +139,13 @@ def test_write_is_atomic_and_never_clobbers(rng, tmp_path):
     m = module_for(rng)
     out = tmp_path / "gen"
     m.write(out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(m.files)
-    with pytest.raises(DarbgenError, match="not empty; pass --force"):
+    assert sorted(p.name for p in out.iterdir()) == sorted([*m.files, MARKER])
+    with pytest.raises(DarbgenError, match="not empty; pass force=True"):
         m.write(out)
     (out / "mine.txt").write_text("user file")
     m2 = module_for(rng, kernel="csr")
     m2.write(out, force=True)
-    assert sorted(p.name for p in out.iterdir()) == sorted(m2.files)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*m2.files, MARKER])     # a darbgen folder: replaced whole
     assert [p.name for p in tmp_path.iterdir()] == ["gen"]     # no temporary folder left behind
 
 

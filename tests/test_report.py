@@ -12,6 +12,7 @@ from conftest import spread_rows
 from darbgen import reporting
 from darbgen.cli import main
 from darbgen.errors import DarbgenError
+from darbgen.files import MARKER
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -174,7 +175,7 @@ def test_write_report_files_links_and_determinism(tmp_path, inputs):
     assert paths[0] == str(tmp_path / "a" / "report.md")
     assert all(os.path.isfile(p) for p in paths)
     written = files_in(tmp_path / "a")
-    assert sorted(written) == sorted(os.path.basename(p) for p in paths)
+    assert sorted(written) == sorted([MARKER] + [os.path.basename(p) for p in paths])
     pngs = [n for n in written if n.endswith(".png")]
     assert len(pngs) == 1 + 3 * 2        # metric plot, then density, blocks and masks per matrix
     assert all(written[n].startswith(PNG_MAGIC) for n in pngs)
@@ -197,7 +198,10 @@ def test_write_report_refuses_existing_dir_unless_force(tmp_path, inputs):
     (out / "old.txt").write_text("old")
     with pytest.raises(DarbgenError, match="already exists"):
         reporting.write_report(out, results=[results])
+    with pytest.raises(DarbgenError, match="not a folder darbgen wrote"):       # a user's folder: never replaced
+        reporting.write_report(out, results=[results], force=True)
     assert os.listdir(out) == ["old.txt"]
+    (out / MARKER).write_text("")                                                 # as if darbgen wrote it
     reporting.write_report(out, results=[results], weights=None, ratio=8, force=True)
     assert "old.txt" not in os.listdir(out) and "report.md" in os.listdir(out)
     assert sorted(os.listdir(tmp_path)) == ["inputs", "out"]

@@ -5,16 +5,13 @@ the test harness runs (:class:`GeneratedLayer` per op or weight matrix,
 :func:`darbgen.reference.run` / :func:`~darbgen.reference.exact`) and its
 verification inputs (from its kind, :mod:`darbgen.layers`).
 """
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import reference
-from ..errors import DarbgenError
-from ..files import move_into_place
+from ..files import write_folder
 from ..layers import kind_of
 from ..layers.dense import QuantizedDense
 from .cformat import CTYPES, ITEMSIZE, ROLES
@@ -196,23 +193,11 @@ class CModule:
     def write(self, out_dir, force=False):
         """Write every file to ``out_dir`` through a temporary folder moved into place whole.
 
-        An existing non-empty ``out_dir`` is replaced only with ``force``.
+        The folder also gets darbgen's marker file (:data:`darbgen.files.MARKER`).
+        An existing non-empty ``out_dir`` is replaced only with ``force``, and
+        only if darbgen wrote it (it holds the marker); any other is refused.
         """
-        out = Path(out_dir).absolute()
-        if out.exists() and not out.is_dir():
-            raise DarbgenError(f"{out_dir}: exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not force:
-            raise DarbgenError(f"{out_dir}: exists and is not empty; pass --force to replace it")
-        if not out.parent.is_dir():
-            raise DarbgenError(f"{out_dir}: the folder {out.parent} does not exist")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.darbgen-", dir=out.parent))
-        try:
-            self.write_files(tmp)
-            move_into_place(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+        return write_folder(out_dir, self.write_files, force=force)
 
     def write_files(self, folder):
         """Write every file into an existing folder (no atomicity; used for build folders)."""
