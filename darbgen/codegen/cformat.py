@@ -67,5 +67,16 @@ def c_comment(text):
 
 
 def c_float(value):
-    """A float for a macro (scales): shortest text that reads back as the same double."""
+    """A double constant: shortest text that reads back as the same double."""
     return repr(float(value))
+
+
+def scale_macros(name, quant):
+    """A tensor's quantization as header macros: ``<name>_SCALE`` a float
+    constant (``0.00392156886f``: user code stays in single precision, clean
+    under -Wdouble-promotion / -Wconversion, no soft double routines on an
+    M4F), ``<name>_SCALE_DOUBLE`` the scale darbgen computed, exactly, and
+    ``<name>_ZERO_POINT``."""
+    return [(f"{name}_SCALE", c_literal(np.float32(quant.scale), "float")),
+            (f"{name}_SCALE_DOUBLE", c_float(quant.scale)),
+            (f"{name}_ZERO_POINT", f"({quant.zero_point})")]

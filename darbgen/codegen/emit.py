@@ -27,7 +27,7 @@ from ..errors import DarbgenError
 from ..graph import Model
 from ..layers import kind_of, op_classes, quantized_classes
 from ..quantize import is_chain, quantize_network
-from .cformat import CTYPES, c_float
+from .cformat import CTYPES, scale_macros
 from .harness import harness_table
 from .layer import KERNELS, layer_context, layer_kernel
 from .memory import plan_memory
@@ -38,7 +38,7 @@ from .sources import environment, runtime_files
 # Names that lived here before the split, still importable from here (the op
 # graph's writer, darbgen.ops, darbgen.bench and users import them).
 from .cformat import (_ITEMSIZE, BIAS_CTYPE, ITEMSIZE, MAX_DIM, ROLES, SUFFIX, CArray, c_comment,  # noqa: F401,E402
-                      c_initializer, c_literal)
+                      c_float, c_initializer, c_literal)
 from .layer import ACTIVATION_ENUM, OFFSET_TAIL_BYTES, UNROLLED_PART_MACS  # noqa: F401,E402
 
 _layer_context, _layer_kernel = layer_context, layer_kernel
@@ -139,6 +139,7 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     files[f"{prefix}.h"] = env.get_template("model.h.j2").render(
         banner=banner, prefix=prefix, PREFIX=prefix.upper(), layers=generated, dtype=dtype, kernel=kernel,
         model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last), stream=stream,
+        in_layout=tensor_layout(first.layer, "in"), out_layout=tensor_layout(last.layer, "out"),
         step_output_size=step_output_size)
     used = set()
     for g in [u for g in generated for u in g.parts + [g]]:
@@ -180,8 +181,26 @@ def _streaming(qs):
 def _model_macros(first, last):
     if first.dtype == "float32":
         return []
-    return [("INPUT_SCALE", c_float(first.input.scale)), ("INPUT_ZERO_POINT", f"({first.input.zero_point})"),
-            ("OUTPUT_SCALE", c_float(last.output.scale)), ("OUTPUT_ZERO_POINT", f"({last.output.zero_point})")]
+    return scale_macros("INPUT", first.input) + scale_macros("OUTPUT", last.output)
+
+
+def tensor_layout(op, side):
+    """The C array shape of an op's input (``side`` "in") or output ("out") and
+    its element order, as text for a header comment: a vector, a (C, H, W)
+    or (C, L) tensor stored channel first, or a sequence of time steps."""
+    steps = getattr(op, "steps", None)
+    if steps and (side == "in" or op.sequences):
+        size = op.in_size if side == "in" else op.out_size
+        return (f"[{steps}][{size // steps}]", "a sequence, time step by time step (steps x features), "
+                f"{side}[t * {size // steps} + i] = feature i of step t")
+    shape = tuple(getattr(op, f"{side}_shape", None) or ())
+    if len(shape) == 3:
+        c, h, w = shape
+        return (f"[{c}][{h}][{w}]", f"channel first (C, H, W): element (c, y, x) at [(c * {h} + y) * {w} + x]")
+    if len(shape) == 2:
+        c, n = shape
+        return f"[{c}][{n}]", f"channel first (C, L): element (c, i) at [c * {n} + i]"
+    return f"[{op.in_size if side == 'in' else op.out_size}]", "a vector"
 
 
 def _model_calib(qs, calib, count=16):

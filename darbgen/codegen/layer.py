@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DarbgenError
 from ..formats import encode
-from .cformat import BIAS_CTYPE, CTYPES, MAX_DIM, SUFFIX, CArray, c_float
+from .cformat import BIAS_CTYPE, CTYPES, MAX_DIM, SUFFIX, CArray, scale_macros
 
 KERNELS = ("packed", "unrolled", "dense", "csr")
 ACTIVATION_ENUM = {"none": "DARB_ACT_NONE", "relu": "DARB_ACT_RELU", "relu6": "DARB_ACT_RELU6",
@@ -161,8 +161,7 @@ def quant_macros(q):
     """The INPUT / OUTPUT scale and zero point macros of an int op's header (none for float32)."""
     if q.dtype == "float32":
         return []
-    return [("INPUT_SCALE", c_float(q.input.scale)), ("INPUT_ZERO_POINT", f"({q.input.zero_point})"),
-            ("OUTPUT_SCALE", c_float(q.output.scale)), ("OUTPUT_ZERO_POINT", f"({q.output.zero_point})")]
+    return scale_macros("INPUT", q.input) + scale_macros("OUTPUT", q.output)
 
 
 def layer_context(q, sym, kernel, prefix, geometry=None, description=None):
