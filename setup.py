@@ -24,8 +24,9 @@ setup(
                   "darbgen.examples": ["*.npz", "*.py", "firmware/*"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "jinja2>=3.1", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "emlearn==0.23.2", "onnx>=1.15",
-                 "onnxruntime>=1.17", "torch>=2.1", "keras>=3.15", "jax[cpu]>=0.10", "matplotlib>=3.7",
+        # PyPI offers no CPU-only PyTorch for Linux: torch brings its CUDA libraries (the only big download)
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "hypothesis>=6.80", "scikit-learn>=1.3", "emlearn==0.23.2",
+                 "onnx>=1.15", "onnxruntime>=1.17", "torch>=2.1", "keras>=3.15", "jax[cpu]>=0.10", "matplotlib>=3.7",
                  # .tflite / .h5 import, and the oracles the graph tests compare with (TFLite Micro, LiteRT)
                  "tflite>=2.18", "h5py>=3.8", "tflite-micro", "ai-edge-litert>=2.0"],
         # .tflite files (the flatbuffer parser; TensorFlow is never imported) and Keras 2 .h5 files

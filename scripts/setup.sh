@@ -2,7 +2,10 @@
 # Set up darbgen on a fresh Debian machine (Python 3.11):
 #   1. the system toolchain from Debian packages: host gcc, arm-none-eabi-gcc with
 #      newlib, qemu-system-arm (installed only when missing; needs root or sudo);
-#   2. a virtual environment (.venv, or $DARBGEN_VENV) with darbgen and its test extra.
+#   2. a virtual environment (.venv, or $DARBGEN_VENV) with darbgen and only what
+#      it needs to run (numpy, numba, jinja2, tqdm): no ML framework. The importers'
+#      frameworks are extras (DARBGEN_EXTRAS=tflite,onnx,... adds them); the test
+#      extra (PyTorch, Keras, JAX, ...) is installed by scripts/test.sh when it first runs.
 # darbgen is installed as a regular (non-editable) package, so the tests exercise
 # exactly what `pip install .` ships. DARBGEN_EDITABLE=1 installs it editable for
 # development. Safe to run again: it only adds what is missing.
@@ -11,7 +14,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${DARBGEN_VENV:-$repo/.venv}
 python=${PYTHON:-python3}
-extras=${DARBGEN_EXTRAS:-test}
+extras=${DARBGEN_EXTRAS:-}
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -42,7 +45,9 @@ if [ ! -x "$venv/bin/python" ]; then
     say "creating the virtual environment $venv"
     "$python" -m venv "$venv"
 fi
-say "installing darbgen[$extras] into $venv"
+spec=$repo
+[ -n "$extras" ] && spec="$repo[$extras]"
+say "installing darbgen${extras:+[$extras]} into $venv"
 # Switching between editable and regular installs: pip leaves numba's caches
 # (__pycache__) of the old copy behind, and that empty shell would shadow the
 # new install as a namespace package.
@@ -50,8 +55,8 @@ site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 "$venv/bin/pip" uninstall --quiet --disable-pip-version-check -y darbgen >/dev/null 2>&1 || true
 rm -rf "$site/darbgen"
 if [ "${DARBGEN_EDITABLE:-0}" = 1 ]; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$repo[$extras]"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$spec"
 else
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "$repo[$extras]"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "$spec"
 fi
 say "done: $("$venv/bin/darbgen" --version) in $venv"

@@ -1,10 +1,55 @@
 #!/usr/bin/env bash
 # Run darbgen's tests against the package installed by scripts/setup.sh.
-# Extra arguments go to pytest (for example: bash scripts/test.sh -k formats).
+#
+#   bash scripts/test.sh              the fast default: every test not marked slow, on 2 processes
+#   bash scripts/test.sh --all        every test (what CI runs; also DARBGEN_TEST_ALL=1)
+#   bash scripts/test.sh -k formats   extra arguments go to pytest
+#
+# The first run installs the test extra (pytest, hypothesis and the frameworks the
+# importer tests compare with: PyTorch, Keras, JAX, ONNX, TFLite Micro, ...) into the
+# virtual environment; scripts/setup.sh installs only what darbgen itself needs.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${DARBGEN_VENV:-$repo/.venv}
 cd "$repo"
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "[test] no virtual environment at $venv: run bash scripts/setup.sh first" >&2
+    exit 1
+fi
+
+all=${DARBGEN_TEST_ALL:-0}
+args=()
+for a in "$@"; do
+    if [ "$a" = "--all" ]; then all=1; else args+=("$a"); fi
+done
+
+# The test extra's requirements, read from the installed darbgen's metadata (editable or not),
+# installed once (a stamp in the venv remembers the list).
+reqs=$("$venv/bin/python" - <<'EOF'
+import importlib.metadata as md
+import re
+for r in md.metadata("darbgen").get_all("Requires-Dist") or []:
+    if re.search(r"""extra\s*==\s*["']test["']""", r):
+        print(r.split(";")[0].strip())
+EOF
+)
+stamp="$venv/.darbgen-test-extra"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$reqs" ]; then
+    echo "[test] installing the test extra into $venv (first run only)" >&2
+    mapfile -t list <<< "$reqs"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${list[@]}"
+    printf '%s' "$reqs" > "$stamp"
+fi
+
+select=()
+if [ "$all" != 1 ]; then
+    select=(-m "not slow")
+fi
+workers=()
+if "$venv/bin/python" -c "import xdist" >/dev/null 2>&1; then
+    workers=(-n "${DARBGEN_TEST_WORKERS:-2}")
+fi
 # `pytest` (not `python -m pytest`) keeps the source folder off sys.path, so the
 # tests import the installed darbgen, templates and runtime_c included.
-exec "$venv/bin/pytest" -q -p no:cacheprovider "$@" tests
+exec "$venv/bin/pytest" -q -p no:cacheprovider "${workers[@]}" "${select[@]}" "${args[@]}" tests
