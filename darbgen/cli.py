@@ -186,7 +186,8 @@ def _parser():
                     "and the masks of irregular, DARB and 4x4 block pruning. Without --weights, the file named by "
                     "a results file's \"weights\" field is used. Needs matplotlib (pip install "
                     "'darbgen[report]'). The same inputs give byte-identical files. docs/report.md.",
-        epilog="examples:\n  darbgen report --results docs/results/digits_mlp/results.json --weights examples/digits_mlp.npz --out /tmp/report\n"
+        epilog="examples:\n  darbgen report --results docs/results/digits_mlp/results.json "
+               "--weights examples/digits_mlp.npz --out /tmp/report\n"
                "  darbgen report --weights examples/digits_mlp.npz --ratio 8 --out /tmp/report --force",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("--results", nargs="+", action="extend", metavar="R.json",
