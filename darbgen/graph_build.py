@@ -157,7 +157,9 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
             from .build import refit_note
             from .graph_refit import refit_graph
 
-            pruned = refit_graph(graph, pruned, results, fit_calib, alpha=refit_alpha, report=refit_report)
+            # the unpruned ops after the first pruned one are refit too: they learn to make up for it
+            pruned = refit_graph(graph, pruned, results, fit_calib, alpha=refit_alpha, report=refit_report,
+                                 downstream=True)
             notes.append(refit_note(refit_report, len(fit_calib), refit_alpha))
     elif layers is not None:
         raise DarbgenError("--layers chooses what to prune: give a --ratio with it")

@@ -159,3 +159,22 @@ def test_from_zeros_reads_a_graphs_pruning(rng):
         assert not np.any(weight_matrix(next(n for n in zeroed.nodes if n.name == name))[~found[name].mask])
     with pytest.raises(DarbgenError, match="no weight is zero"):
         zeros_graph(g, "darb")
+
+
+def test_refit_downstream_refits_the_unpruned_ops_after_the_first_pruned_one(rng):
+    g = toy_graph(rng)
+    x = rng.standard_normal((64, 8, 6, 3))
+    pruned, results = prune_graph(g, 2.0, "darb", layers=["c1"])
+    report = {}
+    refit = refit_graph(g, pruned, results, x, report=report, downstream=True)
+    assert set(report) == {"c1", "pw", "fc"}
+    for name in ("pw", "fc"):                 # unpruned: every weight kept, none removed
+        node = next(n for n in refit.nodes if n.name == name)
+        assert node.attrs.get("mask") is None
+    # the model's output on held-out inputs moves towards the dense one
+    h = np.arange(64) % 4 == 3
+    dense = run_f64(g, x[h])
+    alone = refit_graph(g, pruned, results, x)
+    err = lambda graph: float(np.sum(np.square(run_f64(graph, x[h]) - dense)))
+    assert err(refit) <= err(alone) * (1 + 1e-9)
+    assert err(refit) < err(pruned)
