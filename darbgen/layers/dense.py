@@ -19,7 +19,6 @@ from ..codegen.layer import layer_context, layer_kernel
 from ..errors import DarbgenError
 from ..graph import Dense
 from ..math_f32 import QUIET, activate_f32
-from ..qmath_fast import int_matmul, requantize_s8 as fast_requantize_s8
 from ..qmath import (BIAS_LIMIT, DTYPES, INT32_MAX, LUT_INPUT_LIMIT, LUT_OUTPUT, TensorQuant, activation_lut,
                      lut_s16, quantize_multiplier, quantize_weights, requantize_s8, requantize_s16, round_half_away,
                      tensor_quant)
@@ -178,6 +177,8 @@ def dense_int(q, x):
     """The int8 / int16 dense or convolution layer on quantized inputs, exactly as the C."""
     x = check_inputs(q, x).astype(np.int64)
     pad = q.input.zero_point if q.dtype == "int8" else 0        # real 0 outside the image
+    from ..qmath_fast import int_matmul, requantize_s8 as fast_requantize_s8   # numba: loaded when first run
+
     acc = int_matmul(_patches(q, x, pad), q.weight.T) + q.bias.astype(np.int64)
     if q.dtype == "int8":
         v = fast_requantize_s8(acc, q.multiplier, q.shift) + q.output_offset

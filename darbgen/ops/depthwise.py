@@ -30,7 +30,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..errors import DarbgenError
-from ..qmath_fast import requantize_s8 as fast_requantize_s8
 from ..quantize import INT32_MAX, quantize_multiplier
 from .base import FLT_MAX, activation_range_f32, activation_range_s8  # noqa: F401  (re-exported)
 
@@ -329,6 +328,8 @@ def depthwise_int8(x, w_q, bias_q, geom, in_zp, out_zp, multiplier, shift, act_m
                 xs = np.repeat(xs, geom.mult, axis=-1)           # output channel c*mult + m reads channel c
             acc += xs * wf[ky, kx]
     acc = acc.astype(np.int64) + bias
+    from ..qmath_fast import requantize_s8 as fast_requantize_s8   # numba: loaded when first run
+
     y = fast_requantize_s8(acc, mult, sh) + int(out_zp)
     return np.clip(y, act_min, act_max).astype(np.int8)
 
