@@ -239,8 +239,8 @@ def _knapsack(options, allowance):
 
 
 def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method="darb", target="host",
-                 dtype="int8", percentile=None, layers=None, scope="layer", prune_options=None, ladder=LADDER,
-                 variants=VARIANTS, progress=None):
+                 dtype="int8", percentile=None, layers=None, scope="layer", prune_options=None, ladder=None,
+                 variants=None, progress=None):
     """The smallest (``objective="flash"``) or fastest (``"instructions"``) pruning of ``graph`` whose metric on
     the validation set ``val`` stays within ``max_drop`` of the unpruned model's (module docstring).
 
@@ -254,7 +254,8 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
         method: the pruning method of every pruned op.
         target: the core whose instruction costs rank the choices (objective "instructions").
         layers: names of the ops that may be pruned (default: every convolution and fully connected op).
-        ladder, variants: the ratios and (saliency, refit) variants tried.
+        ladder, variants: the ratios and (saliency, refit) variants tried (default: :data:`LADDER`,
+            :data:`VARIANTS`).
         progress: optional callable(str) told of each step.
 
     Returns:
@@ -267,6 +268,8 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
     from .refit import HOLDOUT_EVERY, Gram
 
     start = time.perf_counter()
+    ladder = LADDER if ladder is None else tuple(ladder)
+    variants = VARIANTS if variants is None else tuple(variants)
     say = progress or (lambda s: None)
     if objective not in OBJECTIVES:
         raise DarbgenError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
