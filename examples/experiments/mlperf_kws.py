@@ -408,10 +408,14 @@ def plot(result, path):
                 rs = sorted(rs, key=lambda r: (r.get("ratio") or 0, r.get("requested") or 0))   # along the ratio
                 ls, marker = VARIANT_MARKERS.get(variant, ("-", "x"))
                 m = method.split("-")[0] if method else ""
-                color = METHOD_COLORS.get(m, "#17becf" if variant == "search" else "#7f7f7f")
-                label = METHODS[m][2] if m in METHODS else (method or variant)
+                color = METHOD_COLORS.get(m) or {"search-flash": "#17becf", "search-instructions": "#e377c2"}.get(
+                    method, "#7f7f7f")
+                if variant == "search":
+                    label = f"search, {method.split('-', 1)[-1]} objective"
+                else:
+                    label = f"{METHODS[m][2] if m in METHODS else method} ({variant})"
                 ax.plot([r[xkey] for r in rs], [r["metric"] for r in rs], ls=ls, marker=marker, ms=5 if
-                        variant != "search" else 11, lw=1.4, color=color, label=f"{label} ({variant})")
+                        variant != "search" else 11, lw=1.4, color=color, label=label)
             if base is not None:
                 if acc and result.get("goal"):
                     ax.axhline(base["metric"] - result["goal"]["max_drop_points"], color="#d62728", lw=1,
