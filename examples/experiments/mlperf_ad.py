@@ -27,12 +27,13 @@ unpruned, each method at each ratio one-shot; ``--refit``, ``--search``
 (``max_drop`` is a relative budget here, in percent of the unpruned
 model's error: 10 = at most 10 % more) and ``--fine-tune`` (ad01.h5 in Keras 3 with
 ``darbgen.train.PruningCallback``, trained on the 20 calibration vectors
-with batch norm frozen, built with ``from_zeros=True``) behind flags::
+with batch norm frozen, saved as .h5 and built with ``from_zeros=True``)
+behind flags (times on this 2-core machine)::
 
-    .venv/bin/python examples/experiments/mlperf_ad.py                  # one-shot grid, about 6 min
-    .venv/bin/python examples/experiments/mlperf_ad.py --skip-one-shot --refit --merge
-    .venv/bin/python examples/experiments/mlperf_ad.py --skip-one-shot --search --merge
-    .venv/bin/python examples/experiments/mlperf_ad.py --skip-one-shot --fine-tune --merge
+    .venv/bin/python examples/experiments/mlperf_ad.py                  # one-shot grid, 3.5 min
+    .venv/bin/python examples/experiments/mlperf_ad.py --skip-one-shot --refit --merge       # 3.8 min
+    .venv/bin/python examples/experiments/mlperf_ad.py --skip-one-shot --search --merge      # 5.3 min
+    .venv/bin/python examples/experiments/mlperf_ad.py --skip-one-shot --fine-tune --merge   # 1.6 min
 """
 import argparse
 import os
@@ -86,7 +87,7 @@ def ad_fine_tune_rows(exp, a, harness, log=say):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="See the module docstring (examples/experiments/mlperf_ad.py).")
-    mk.common_args(p, "docs/results/mlperf_ad", mk.DEFAULT_METHODS, (1.5, 2, 3, 4, 6, 8), (2, 4, 8))  # refit: 8-200 s
+    mk.common_args(p, "docs/results/mlperf_ad", mk.DEFAULT_METHODS, (1.5, 2, 3, 4, 6, 8))
     p.add_argument("--max-drop", type=lambda s: [float(v) for v in s.split(",")], default=[10.0],
                    help="the search's budgets in percent of the unpruned error (default 10)")
     p.add_argument("--ft-ratios", type=lambda s: [float(v) for v in s.split(",")], default=[2.0, 4.0, 8.0],

@@ -37,10 +37,12 @@ where one inference's instructions are counted.
 * ``--fine-tune``: the float model rebuilt in Keras 3 from
   ``kws_ref_model_float32.tflite``, fine-tuned on the training set with
   ``darbgen.train.PruningCallback`` (DARB at ``--ft-ratios``), saved as
-  ``.keras`` and built with ``from_zeros=True``; quantized by darbgen from the
-  calibration set, so its reference is the same Keras model, not fine-tuned,
-  and a dense fine-tuned control (training on synthesized speech alone can
-  move accuracy).
+  ``.keras`` and ``.h5`` and built from the ``.h5`` (``--ft-build``: read as
+  a graph, with the .tflite path's convolution kernels) with
+  ``from_zeros=True``; quantized by darbgen from the calibration set, so its
+  references are the same Keras model, not fine-tuned, and a dense
+  fine-tuned control (training on synthesized speech lifts the dense model
+  itself to 100 % on this test set).
 
 Columns: test accuracy; weights + index bytes (the build report's
 ``data_bytes``: values + index + metadata: every weight byte, pruned or not,
@@ -54,10 +56,10 @@ this run to an existing results.json (rows of the same variant, method and
 ratio are replaced; fine-tuned rows all at once), so variants can run one at
 a time::
 
-    .venv/bin/python examples/experiments/mlperf_kws.py                  # one-shot grid, about 12 min
-    .venv/bin/python examples/experiments/mlperf_kws.py --skip-one-shot --refit --merge
-    .venv/bin/python examples/experiments/mlperf_kws.py --skip-one-shot --search --merge
-    .venv/bin/python examples/experiments/mlperf_kws.py --skip-one-shot --fine-tune --merge
+    .venv/bin/python examples/experiments/mlperf_kws.py                  # one-shot grid, 11.5-15 min
+    .venv/bin/python examples/experiments/mlperf_kws.py --skip-one-shot --refit --merge       # 11-14.5 min
+    .venv/bin/python examples/experiments/mlperf_kws.py --skip-one-shot --search --merge      # 3.3 min
+    .venv/bin/python examples/experiments/mlperf_kws.py --skip-one-shot --fine-tune --merge   # 11.3 min
     .venv/bin/python examples/experiments/mlperf_kws.py --quick --out /tmp/kws   # 2 methods x 2 ratios
 
 examples/experiments/mlperf_ad.py runs the same rows on the anomaly-detection
@@ -156,7 +158,8 @@ def cmsis_reference(exp, cmsis_dir, log=say):
         return {"instructions": res["cmsis"]["instructions"], "flash": res["cmsis"]["flash"],
                 "source": f"darbgen.bench.model.run(core={exp.target!r}, cmsis_nn={str(cmsis_dir)!r})"}
     doc = DOCUMENTED_CMSIS.get(stem)
-    log(f"no CMSIS-NN sources at {cmsis_dir}: TFLM + CMSIS-NN figures from docs/benchmarks.md")
+    why = "target host" if exp.target == "host" else f"no CMSIS-NN sources at {cmsis_dir}"
+    log(f"{why}: TFLM + CMSIS-NN figures from docs/benchmarks.md")
     return None if doc is None else dict(doc, source="docs/benchmarks.md (Cortex-M4)")
 
 
