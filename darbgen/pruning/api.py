@@ -158,30 +158,10 @@ def _darb(ws, norms, ratio, names, candidates):
     _, above, quotas = _irregular(ws, norms, ratio, names[0] if len(names) == 1 else "the model")
     densities = [(a + q) / w.shape[1] for a, q, w in zip(above, quotas, ws)]
     cands = [clean_candidates(c, w.shape[1], n) for c, w, n in zip(candidates, ws, names)]
-    _check_darb_range([w.shape for w in ws], cands, ratio, names)
     size = sum(w.size for w in ws)
     plan = assign_block_sizes(densities, [w.shape[1] for w in ws], cands, size / ratio, ratio, names)
     masks = [kernels.block_max_mask(w, n, b) for w, n, b in zip(ws, norms, plan.block_sizes)]
     return masks, plan.block_sizes, densities, cands
-
-
-def _check_darb_range(shapes, cands, ratio, names):
-    """The check assign_block_sizes makes, with the API's wording (``ratio=``,
-    ``candidates=``): the command line words its own flags."""
-    size = sum(r * c for r, c in shapes)
-    kept_max = sum(r * -(-c // int(cand[0])) for (r, c), cand in zip(shapes, cands))
-    kept_min = sum(r * -(-c // int(cand[-1])) for (r, c), cand in zip(shapes, cands))
-    lo, hi = size / kept_max, size / kept_min
-    what = names[0] if len(names) == 1 else "the model"
-    if ratio > hi:
-        raise DarbgenError(
-            f"{what}: ratio {ratio:g} cannot be reached with block sizes up to {max(int(c[-1]) for c in cands)}; "
-            f"reachable ratios are {lo:.4g} to {hi:.4g} (one weight per block of the largest size in every row). "
-            f"Lower ratio= or allow larger candidates=.")
-    if ratio < lo:
-        raise DarbgenError(
-            f"{what}: ratio {ratio:g} cannot be reached with block sizes from {min(int(c[0]) for c in cands)}; "
-            f"reachable ratios are {lo:.4g} to {hi:.4g}. Raise ratio= or allow smaller candidates=.")
 
 
 def _tile(tile, name):

@@ -53,7 +53,9 @@ def assign_block_sizes(densities, cols, candidates, target, ratio, names):
 
     ``densities``, ``cols``, ``candidates`` and ``names`` are per matrix (a list
     of one for a single matrix, several for whole-model pruning). Raises
-    :class:`DarbgenError` when ``ratio`` is outside the reachable range.
+    :class:`DarbgenError` when ``ratio`` is outside the reachable range, worded
+    for the Python API (``ratio=``, ``candidates=``; the command line rewrites
+    them to its flags).
     """
     starts, step_rows, step_deltas, step_times = [], [], [], []
     row_offset = 0
@@ -94,12 +96,12 @@ def assign_block_sizes(densities, cols, candidates, target, ratio, names):
         raise DarbgenError(
             f"{what}: ratio {ratio:g} cannot be reached with block sizes up to "
             f"{max(int(c[-1]) for c in candidates)}; reachable ratios are {min_ratio:.4g} to {max_ratio:.4g} "
-            f"(one weight per block of the largest size in every row). Lower --ratio or allow larger candidates.")
+            f"(one weight per block of the largest size in every row). Lower ratio= or allow larger candidates=.")
     if ratio < min_ratio:
         raise DarbgenError(
             f"{what}: ratio {ratio:g} cannot be reached with block sizes from "
             f"{min(int(c[0]) for c in candidates)}; reachable ratios are {min_ratio:.4g} to {max_ratio:.4g}. "
-            f"Raise --ratio or allow smaller candidates.")
+            f"Raise ratio= or allow smaller candidates=.")
 
     if step_times:
         times = np.concatenate(step_times)
