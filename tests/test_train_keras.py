@@ -10,11 +10,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 import zipfile
 
 import numpy as np
 import pytest
+from conftest import need_module
 
 from darbgen.errors import DarbgenError
 
@@ -24,12 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't
 
 
 def _need(module):
-    try:
-        return __import__(module)
-    except ImportError:
-        message = f"{module} is not installed: the Keras fine-tuning tests need it (pip install keras \"jax[cpu]\")"
-        warnings.warn(message)
-        pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+    return need_module(module, "the Keras fine-tuning tests need it", "keras \"jax[cpu]\"")
 
 
 _need("jax")
@@ -287,8 +282,9 @@ def test_matrices_are_the_importers_for_conv1d(rng):
 def test_matrices_are_the_importers_for_lstm_and_gru(rng):
     """LSTM and GRU kernels as darbgen's <layer>.w_ih / .w_hh, rows in its gate order."""
     keras.utils.set_random_seed(1)
-    rnn = keras.Sequential([keras.Input((7, 4)), layers.LSTM(5, return_sequences=True), layers.GRU(6),
-                            layers.Dense(3)])
+    # named: Keras numbers unnamed layers per process, so "lstm" would be "lstm_3" after other tests' models
+    rnn = keras.Sequential([keras.Input((7, 4)), layers.LSTM(5, return_sequences=True, name="lstm"),
+                            layers.GRU(6, name="gru"), layers.Dense(3)])
     same_matrices_as_the_importer(rnn, rng)
     assert list(prunable(rnn, ["lstm", "gru.w_hh"])) == ["lstm.w_ih", "lstm.w_hh", "gru.w_hh"]
 
