@@ -24,6 +24,19 @@ def spread_rows(rng, rows, cols):
     return (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
 
 
+def need_module(module, what, install):
+    """Import ``module``, or skip the whole test module loudly when it is missing: ``what`` needs it,
+    ``install`` is what to pip install."""
+    import warnings
+
+    try:
+        return __import__(module)
+    except ImportError:
+        message = f"{module} is not installed: {what} (pip install {install})"
+        warnings.warn(message)
+        pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+
+
 def need_tool(name):
     """Skip (loudly) when a compiler or emulator is missing; fail instead in CI,
     where scripts/setup.sh must have installed it."""

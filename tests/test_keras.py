@@ -5,11 +5,11 @@ round trip, an int8 digits classifier trained with Keras, and the refusals."""
 import os
 import subprocess
 import sys
-import warnings
 import zipfile
 
 import numpy as np
 import pytest
+from conftest import need_module
 
 from darbgen.codegen import generate
 from darbgen.errors import DarbgenError
@@ -22,12 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't
 
 
 def _need(module):
-    try:
-        return __import__(module)
-    except ImportError:
-        message = f"{module} is not installed: the Keras importer tests need it (pip install keras \"jax[cpu]\")"
-        warnings.warn(message)
-        pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+    return need_module(module, "the Keras importer tests need it", "keras \"jax[cpu]\"")
 
 
 _need("jax")

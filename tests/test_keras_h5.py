@@ -10,10 +10,10 @@ refusals, on small files made with h5py."""
 import json
 import os
 import sys
-import warnings
 
 import numpy as np
 import pytest
+from conftest import need_module
 
 from darbgen.errors import DarbgenError
 from darbgen.importers.keras_h5 import SUPPORTED_LAYERS, graph_from_h5
@@ -29,13 +29,7 @@ MLPERF = "/work/shared/models/mlperf_tiny"
 
 
 def _need(module):
-    try:
-        return __import__(module)
-    except ImportError:
-        message = f"{module} is not installed: the Keras .h5 importer tests compare with Keras (pip install keras " \
-                  f"\"jax[cpu]\")"
-        warnings.warn(message)
-        pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+    return need_module(module, "the Keras .h5 importer tests compare with Keras", "keras \"jax[cpu]\"")
 
 
 _need("jax")

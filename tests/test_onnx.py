@@ -4,10 +4,10 @@ within 1e-4), an int8 digits classifier built from an .onnx file, and the
 refusals."""
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
+from conftest import need_module
 
 from darbgen.codegen import generate
 from darbgen.codegen.names import unique_identifiers
@@ -17,13 +17,7 @@ from darbgen.verify import verify
 
 
 def _need(module):
-    try:
-        return __import__(module)
-    except ImportError:
-        message = (f"{module} is not installed: the ONNX importer tests need it "
-                   f"(pip install onnx onnxruntime)")
-        warnings.warn(message)
-        pytest.skip("SKIPPED LOUDLY: " + message, allow_module_level=True)
+    return need_module(module, "the ONNX importer tests need it", "onnx onnxruntime")
 
 
 onnx = _need("onnx")
