@@ -111,41 +111,38 @@ def graph_input_norms(graph, calib, names=None):
     return out
 
 
+def _stored_as_int8(node, graph):
+    """True when the op's weights stay int8 (a quantized model); a float model's ops store float32."""
+    return graph.quantized and node.params["weight"].dtype == "int8"
+
+
 def _store(node, graph, w, b, better):
-    """``node`` with weight matrix ``w`` and bias ``b`` stored in its own number format (the rows not
-    ``better`` are unchanged); returns (new node, snapped w, snapped b) where the snapped values are what the
-    stored ones mean in real numbers."""
+    """``node`` holding weight matrix ``w`` and bias ``b`` in its own number format; for int8, the rows not
+    ``better`` keep their stored integers and scale (``w``, ``b``: values :func:`_int8_snapper` gave)."""
     wt = node.params["weight"]
     bt = node.params.get("bias")
     rows = wt.shape[0]
-    if wt.dtype != "int8" or not graph.quantized:
+    bname = bt.name if bt is not None else f"{node.name}_bias"
+    if not _stored_as_int8(node, graph):
         wt2 = Tensor(wt.name, wt.shape, "float32", None, np.asarray(w, np.float32).reshape(wt.shape))
-        bname = bt.name if bt is not None else f"{node.name}_bias"
         bt2 = Tensor(bname, (rows,), "float32", None, np.asarray(b, np.float32))
-        params = dict(node.params, weight=wt2, bias=bt2)
-        return (Node(node.kind, node.name, node.inputs, node.outputs, params, dict(node.attrs), node.source_name),
-                np.asarray(w, np.float32).astype(np.float64), np.asarray(b, np.float32).astype(np.float64))
-    snap = _int8_snapper(node, graph)
-    wq, scale, bq, w_real, b_real = snap(w, b, full=True)
-    old_q = np.asarray(wt.data, np.int64).reshape(rows, -1)
-    if node.attrs.get("mask") is not None:
-        old_q = old_q * np.asarray(node.attrs["mask"], bool)
-    old_scale = np.broadcast_to(wt.quant.scale.astype(np.float32), (rows,)) if wt.quant.per_tensor else \
-        wt.quant.scale.astype(np.float32)
-    old_b = np.asarray(bt.data, np.int64).reshape(-1) if bt is not None else np.zeros(rows, np.int64)
-    wq = np.where(better[:, None], wq, old_q)
-    bq = np.where(better, bq, old_b)
-    if not wt.quant.per_tensor:
-        scale = np.where(better, scale, old_scale).astype(np.float32)
-    quant = Quant(scale if not wt.quant.per_tensor else wt.quant.scale, np.zeros_like(
-        scale if not wt.quant.per_tensor else wt.quant.zero_point), wt.quant.axis)
-    wt2 = Tensor(wt.name, wt.shape, "int8", quant, wq.astype(np.int8).reshape(wt.shape))
-    in_s = np.float32(graph.tensors[node.inputs[0]].quant.scale[0])
-    bscale = (in_s * np.broadcast_to(quant.scale, (rows,))).astype(np.float32)
-    bt2 = Tensor(bt.name if bt is not None else f"{node.name}_bias", (rows,), "int32",
-                 Quant(bscale, np.zeros(rows, np.int64)), bq.astype(np.int32))
+    else:
+        wq, scale, bq, _, _ = _int8_snapper(node, graph)(w, b, full=True)      # the integers of those values
+        old_q = np.asarray(wt.data, np.int64).reshape(rows, -1)
+        if node.attrs.get("mask") is not None:
+            old_q = old_q * np.asarray(node.attrs["mask"], bool)
+        old_b = np.asarray(bt.data, np.int64).reshape(-1) if bt is not None else np.zeros(rows, np.int64)
+        wq = np.where(better[:, None], wq, old_q)
+        bq = np.where(better, bq, old_b)
+        scale_q = wt.quant.scale if wt.quant.per_tensor else \
+            np.where(better, scale, wt.quant.scale.astype(np.float32)).astype(np.float32)
+        quant = Quant(scale_q, np.zeros(scale_q.shape, np.int64), wt.quant.axis)
+        wt2 = Tensor(wt.name, wt.shape, "int8", quant, wq.astype(np.int8).reshape(wt.shape))
+        in_s = np.float32(graph.tensors[node.inputs[0]].quant.scale[0])
+        bscale = (in_s * np.broadcast_to(quant.scale, (rows,))).astype(np.float32)
+        bt2 = Tensor(bname, (rows,), "int32", Quant(bscale, np.zeros(rows, np.int64)), bq.astype(np.int32))
     params = dict(node.params, weight=wt2, bias=bt2)
-    return Node(node.kind, node.name, node.inputs, node.outputs, params, dict(node.attrs), node.source_name), None, None
+    return Node(node.kind, node.name, node.inputs, node.outputs, params, dict(node.attrs), node.source_name)
 
 
 def _int8_snapper(node, graph):
@@ -184,14 +181,14 @@ def refit_node(graph, dense_node, node, fit, held, alphas=ALPHAS, holdout=True):
     w0 = weight_matrix(dense_node)
     bias = dense_node.params.get("bias")
     b0 = None if bias is None else bias.real().reshape(-1)
-    snap = _int8_snapper(node, graph) if (graph.quantized and node.params["weight"].dtype == "int8") else \
+    snap = _int8_snapper(node, graph) if _stored_as_int8(node, graph) else \
         (lambda w, b: (np.asarray(w, np.float32).astype(np.float64), np.asarray(b, np.float32).astype(np.float64)))
     mask = np.asarray(node.attrs["mask"], bool) if node.attrs.get("mask") is not None else \
         np.ones(w0.shape, bool)            # an unpruned op refit to make up for the pruned ops before it
     w, b, row = refit_rows(w0, b0, mask, fit, held, alphas, holdout, node.name, snap=snap)
     pw = np.where(mask, w0, 0.0)
     better = np.any(w != pw, axis=1) | (b != (np.zeros(len(b)) if b0 is None else b0))
-    return _store(node, graph, w, b, better)[0], row
+    return _store(node, graph, w, b, better), row
 
 
 def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdout=True, progress=None,

@@ -132,16 +132,16 @@ class SearchResult:
     report: dict = field(default_factory=dict)
 
 
-def _matrix_bytes(result, shape, method):
+def _matrix_bytes(result, shape):
     """Bytes of values + index + metadata of a pruned int8 matrix in the kernel it will use."""
     from .formats import encode
 
     rows, cols = shape
-    w = np.ones(shape, np.int8)
     if result is None:
         return float(rows * cols)
     if result.block_sizes is not None:
-        enc = encode(w, "darb", mask=result.mask, block_sizes=np.minimum(result.block_sizes, cols))
+        enc = encode(np.ones(shape, np.int8), "darb", mask=result.mask,
+                     block_sizes=np.minimum(result.block_sizes, cols))
         a = enc.arrays
         return float(a["values"].size + a["offsets"].size + 3 + 2 * a["class_block"].size
                      + 2 * a["class_rows"].size + 4 * a["class_start"].size + 2 * a["row_order"].size)
@@ -195,12 +195,12 @@ class _GraphEval:
         """Real outputs of the model as it will be built (a float model quantized as it will be)."""
         from .graph_run import quantize_graph
 
-        if self.qg is not None or self.dtype == "float32":
-            if self.qg is None:
-                qg = quantize_graph(candidate, "float32")
-                return qg.dequantize_output(qg.run(qg.quantize_input(self.xv))).reshape(len(self.xv), -1)
+        if self.qg is not None:         # a quantized model: its own int8 pipeline, as in the search
             return self.outputs(candidate, [n.name for n in candidate.weight_nodes()])
-        qg = quantize_graph(candidate, "int8", calib=self.calib, percentile=self.percentile)
+        if self.dtype == "float32":
+            qg = quantize_graph(candidate, "float32")
+        else:
+            qg = quantize_graph(candidate, "int8", calib=self.calib, percentile=self.percentile)
         return qg.dequantize_output(qg.run(qg.quantize_input(self.xv))).reshape(len(self.xv), -1)
 
 
@@ -307,7 +307,7 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
 
     def cost(name, result):
         if objective == "flash":
-            return _matrix_bytes(result, weights[name].shape, method)
+            return _matrix_bytes(result, weights[name].shape)
         return _instructions(nodes[name], pixels[name], result, family)
 
     ev = _GraphEval(graph, xv, calib, dtype, percentile)
