@@ -16,15 +16,63 @@ from ..npzio import BLOCKS_SUFFIX, MASK_SUFFIX, RESULT_KEY, model_description
 CALIBRATION_KEYS = ("calib.x", "test.x")
 
 
-def _dense(arrays, name, weight_key, activation):
+def pruning_mask(arrays, weight_key, source="the file", flat_ok=False):
+    """The ``NAME__mask`` of ``weight_key`` as a bool array, None when absent.
+
+    A mask is bool, or numbers that are all 0 or 1 (converted); its shape is
+    the weight's (``flat_ok``: or the weight flattened to (out, rest), as for
+    convolutions). Anything else is a DarbgenError naming the array."""
+    key = weight_key + MASK_SUFFIX
+    if key not in arrays:
+        return None
+    mask, w = np.asarray(arrays[key]), np.asarray(arrays[weight_key])
+    shapes = [w.shape] + ([(w.shape[0], int(np.prod(w.shape[1:], dtype=np.int64)))] if flat_ok and w.ndim > 2 else [])
+    if mask.shape not in shapes:
+        raise DarbgenError(f"{source}: {key} has shape {mask.shape} but {weight_key} is {w.shape}; a mask has its "
+                           f"weight's shape (True where a weight is kept): save it again or drop it")
+    if mask.dtype == np.bool_:
+        return mask
+    if mask.dtype.kind not in "iuf":
+        raise DarbgenError(f"{source}: {key} has dtype {mask.dtype}; a mask must be bool (True where a weight is "
+                           f"kept), or numbers 0 / 1")
+    bad = ~((mask == 0) | (mask == 1))       # NaN is neither
+    if np.any(bad):
+        value, at = mask[bad].flat[0].item(), tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DarbgenError(f"{source}: {key} ({mask.dtype}) holds {value!r} at {at}; "
+                           f"a mask holds only 0 / 1 (best: bool, True where a weight is kept): save it as "
+                           f"mask.astype(bool) or drop it")
+    return mask != 0
+
+
+def block_sizes(arrays, weight_key, source="the file"):
+    """The ``NAME__block_sizes`` of ``weight_key`` (int64, one positive size per
+    output row), None when absent; anything else is a DarbgenError."""
+    key = weight_key + BLOCKS_SUFFIX
+    if key not in arrays:
+        return None
+    bs, rows = np.asarray(arrays[key]), np.asarray(arrays[weight_key]).shape[0]
+    if bs.dtype.kind not in "iu":
+        raise DarbgenError(f"{source}: {key} has dtype {bs.dtype}; block sizes are integers (int64), one per row of "
+                           f"{weight_key}: save them again or drop the array")
+    if bs.shape != (rows,):
+        raise DarbgenError(f"{source}: {key} has shape {bs.shape}; it needs one block size per row of {weight_key} "
+                           f"({rows},): save it again or drop the array")
+    if np.any(bs < 1) or np.any(bs > np.iinfo(np.int32).max):
+        bad = bs[(bs < 1) | (bs > np.iinfo(np.int32).max)][0]
+        raise DarbgenError(f"{source}: {key} holds the block size {int(bad)}; block sizes are positive integers "
+                           f"(below 2**31): save them again or drop the array")
+    return bs.astype(np.int64)
+
+
+def _dense(arrays, name, weight_key, activation, source="the file"):
     w = arrays[weight_key]
     if w.ndim != 2:
         raise DarbgenError(f"{name}: {weight_key} has shape {w.shape}; a dense layer needs (out, in). "
                            f"Convolutions come with `darbgen build`")
     bias_key = weight_key[:-len(".weight")] + ".bias" if weight_key.endswith(".weight") else None
     bias = arrays.get(bias_key) if bias_key else None
-    mask = arrays.get(weight_key + MASK_SUFFIX)
-    blocks = arrays.get(weight_key + BLOCKS_SUFFIX)
+    mask = pruning_mask(arrays, weight_key, source)
+    blocks = block_sizes(arrays, weight_key, source)
     return Dense(name, w, bias, mask, blocks, activation)
 
 
@@ -36,7 +84,7 @@ def dense_layers(arrays, source="the file"):
     class; ``notes`` says so). Without one, every 2-D array other than masks,
     as independent layers without activation.
     """
-    model = model_description(arrays)
+    model = model_description(arrays, source)
     notes = []
     if model is None:
         keys = [k for k, a in arrays.items()
@@ -45,7 +93,7 @@ def dense_layers(arrays, source="the file"):
         if not keys:
             raise DarbgenError(f"{source}: holds no 2-D weight matrix to generate code for")
         names = [k[:-len(".weight")] if k.endswith(".weight") else k for k in keys]
-        return None, [_dense(arrays, n, k, "none") for n, k in zip(names, keys)], notes
+        return None, [_dense(arrays, n, k, "none", source) for n, k in zip(names, keys)], notes
     layers = []
     described = model.get("layers") or []
     if not described:
@@ -68,7 +116,7 @@ def dense_layers(arrays, source="the file"):
         if act not in ACTIVATIONS:
             raise DarbgenError(f"{source}: layer {name!r}: activation {act!r} is not supported; choose one of "
                                f"{', '.join(ACTIVATIONS)}")
-        layers.append(_dense(arrays, name, key, act))
+        layers.append(_dense(arrays, name, key, act, source))
     return model.get("name"), layers, notes
 
 
@@ -99,7 +147,7 @@ def model_from_npz(arrays, source="the file"):
     from ..graph import (GRU, LSTM, Activation, Conv1D, Conv2D, DepthwiseConv2D, Flatten, GlobalAveragePool,
                          Model, Pool1D, Pool2D, fold_batchnorm)
 
-    model = model_description(arrays)
+    model = model_description(arrays, source)
     if model is None:
         raise DarbgenError(f"{source}: has no __model__ description, so the network's layer order and activations "
                            f"are unknown; add one (docs/npz.md)")
@@ -122,7 +170,7 @@ def model_from_npz(arrays, source="the file"):
             key = f"{name}.weight"
             if key not in arrays:
                 raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
-            layers.append(_dense(arrays, name, key, "none"))
+            layers.append(_dense(arrays, name, key, "none", source))
             if act != "none":
                 layers.append(Activation(f"{name}.{act}", act))
         elif kind in ("conv1d", "conv2d"):
@@ -131,9 +179,13 @@ def model_from_npz(arrays, source="the file"):
                 raise DarbgenError(f"{source}: layer {name!r} has no array {key!r}")
             cls = Conv1D if kind == "conv1d" else Conv2D
             w = arrays[key]
-            mask = arrays.get(key + MASK_SUFFIX)
+            want = 3 if kind == "conv1d" else 4
+            if w.ndim != want:
+                raise DarbgenError(f"{source}: {kind} layer {name!r}: {key} has shape {w.shape}; it needs {want} "
+                                   f"dimensions ({'(out, in, k)' if want == 3 else '(out, in, kh, kw)'})")
+            mask = pruning_mask(arrays, key, source, flat_ok=True)
             layers.append(cls(name, w, arrays.get(f"{name}.bias"), spec.get("stride", 1), spec.get("padding", "valid"),
-                              spec.get("dilation", 1), mask, arrays.get(key + BLOCKS_SUFFIX)))
+                              spec.get("dilation", 1), mask, block_sizes(arrays, key, source)))
             if act != "none":
                 layers.append(Activation(f"{name}.{act}", act))
         elif kind == "depthwiseconv2d":
@@ -154,8 +206,12 @@ def model_from_npz(arrays, source="the file"):
             missing = [k for k in keys[:2] if k not in arrays]
             if missing:
                 raise DarbgenError(f"{source}: {kind} layer {name!r} has no array {missing[0]!r}")
-            masks = {p: arrays.get(f"{name}.{p}{MASK_SUFFIX}") for p in ("w_ih", "w_hh")}
-            blocks = {p: arrays.get(f"{name}.{p}{BLOCKS_SUFFIX}") for p in ("w_ih", "w_hh")}
+            bad = next((k for k in keys[:2] if np.asarray(arrays[k]).ndim != 2), None)
+            if bad:
+                raise DarbgenError(f"{source}: {kind} layer {name!r}: {bad} has shape {arrays[bad].shape}; it needs "
+                                   f"a (gates * hidden, inputs or hidden) matrix")
+            masks = {p: pruning_mask(arrays, f"{name}.{p}", source) for p in ("w_ih", "w_hh")}
+            blocks = {p: block_sizes(arrays, f"{name}.{p}", source) for p in ("w_ih", "w_hh")}
             cls = LSTM if kind == "lstm" else GRU
             sequences = spec.get("return_sequences", False)
             if not isinstance(sequences, bool):

@@ -66,12 +66,55 @@ def _read(onnx, source):
             raise DarbgenError(f"{where}: is not a valid ONNX model: {exc.__class__.__name__}: {exc}") from None
     else:
         raise DarbgenError(f"cannot read an ONNX model from a {type(source).__name__}: give a path or a ModelProto")
+    _refuse_integer_weights(onnx, model.graph, where)
     try:
-        onnx.checker.check_model(model)
+        # full_check adds strict type and shape inference: it catches, for example, int8 weights fed to a
+        # MatMul without a DequantizeLinear, which the basic check lets through
+        onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
-        raise DarbgenError(f"{where}: is not a valid ONNX model: {exc.__class__.__name__}: "
-                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        raise DarbgenError(f"{where}: is not a valid ONNX model (onnx.checker): {exc.__class__.__name__}: "
+                           f"{_first_line(exc)}") from None
     return model, where
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+#: inputs (by position) of the ops darbgen maps to layers that hold float weights
+_WEIGHT_INPUTS = {"Gemm": (0, 1, 2), "MatMul": (0, 1), "Conv": (1, 2), "BatchNormalization": (1, 2, 3, 4),
+                  "LSTM": (1, 2, 3, 5, 6, 7), "GRU": (1, 2, 3, 5)}
+
+
+def _integer_weights_message(where, node, tensor, dtype):
+    return (f"{where}: node {_label(node)!r} ({node.op_type}): its input {tensor!r} holds {dtype} integers used "
+            f"directly as float weights (no DequantizeLinear, so their scale is lost); export float weights, or a "
+            f"QDQ model where DequantizeLinear turns the {dtype} weights into floats (docs/onnx.md)")
+
+
+def _refuse_integer_weights(onnx, graph, where):
+    """A DarbgenError when an integer initializer (or Constant) feeds a layer
+    directly as its weights, bias or normalisation parameters."""
+    integers = {}
+    for init in graph.initializer:
+        integers[init.name] = init.data_type
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for a in node.attribute:
+                if a.name == "value" and a.HasField("t"):
+                    integers[node.output[0]] = a.t.data_type
+    names = {v: k for k, v in onnx.TensorProto.DataType.items()}
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        if all(t in integers and integers[t] not in _FLOATS for t in node.input if t):
+            continue                 # integer arithmetic on constants (shape computations), not a layer
+        for i in _WEIGHT_INPUTS.get(node.op_type, ()):
+            tensor = node.input[i] if i < len(node.input) else ""
+            code = integers.get(tensor)
+            if tensor and code is not None and code not in _FLOATS:
+                raise DarbgenError(_integer_weights_message(where, node, tensor, names.get(code, str(code)).lower()))
 
 
 def _attrs(onnx, node):
@@ -146,6 +189,15 @@ class _Importer:
             self.fail(node, f"its {what} ({name!r}) must be a constant (an initializer), not computed from the "
                             f"input")
         return self.consts[name]
+
+    def weights(self, node, index, what, required=True):
+        """A constant input holding float weights (``const``); integer values are refused (an
+        integer tensor reaching a layer without DequantizeLinear)."""
+        value = self.const(node, index, what, required)
+        if value is not None and np.asarray(value).dtype.kind in "biuc":
+            raise DarbgenError(_integer_weights_message(self.where, node, node.input[index],
+                                                        str(np.asarray(value).dtype)))
+        return value
 
     def used_outputs(self, node):
         return [o for o in node.output if o and (o in self.consumers or o in self.outputs)]
@@ -292,8 +344,8 @@ class _Importer:
             self.fail(node, "the input must be A (the first operand), with the weights in B")
         if a.get("transA", 0):
             self.fail(node, "transA = 1 (a transposed input) is not supported")
-        b = np.asarray(self.const(node, 1, "B (weights)"), np.float64)
-        c = self.const(node, 2, "C (bias)", required=False)
+        b = np.asarray(self.weights(node, 1, "B (weights)"), np.float64)
+        c = self.weights(node, 2, "C (bias)", required=False)
         if b.ndim != 2:
             self.fail(node, f"B must be a matrix, got shape {b.shape}")
         w = (b if a.get("transB", 0) else b.T) * float(a.get("alpha", 1.0))
@@ -314,7 +366,7 @@ class _Importer:
     def op_matmul(self, node, a):
         if node.input[0] != self.current:
             self.fail(node, "the input must be the first operand, with the weights (in, out) second")
-        b = np.asarray(self.const(node, 1, "weights"), np.float64)
+        b = np.asarray(self.weights(node, 1, "weights"), np.float64)
         if b.ndim != 2:
             self.fail(node, f"the weights must be an (in, out) matrix, got shape {b.shape}")
         inputs = self.vector_input(node)
@@ -325,7 +377,7 @@ class _Importer:
 
     def op_add(self, node, a):
         other = next(i for i, t in enumerate(node.input) if t != self.current)
-        c = np.asarray(self.const(node, other, "addend"), np.float64)
+        c = np.asarray(self.weights(node, other, "addend"), np.float64)
         prev = self.layers[-1] if self.layers else None
         if not isinstance(prev, _WEIGHT_LAYERS) or prev.activation != "none":
             self.fail(node, "adding a constant is supported only as the bias straight after a MatMul, Gemm or Conv")
@@ -376,8 +428,8 @@ class _Importer:
         return out
 
     def op_conv(self, node, a):
-        w = np.asarray(self.const(node, 1, "W (weights)"), np.float64)
-        bias = self.const(node, 2, "B (bias)", required=False)
+        w = np.asarray(self.weights(node, 1, "W (weights)"), np.float64)
+        bias = self.weights(node, 2, "B (bias)", required=False)
         rank = w.ndim - 2
         if rank not in (1, 2):
             self.fail(node, f"a {rank}-D convolution is not supported (1-D and 2-D are)")
@@ -451,7 +503,7 @@ class _Importer:
     def op_batchnormalization(self, node, a):
         if a.get("training_mode", 0):
             self.fail(node, "training_mode = 1 is not supported (export the model in eval mode)")
-        params = [np.asarray(self.const(node, i, w), np.float64) for i, w in
+        params = [np.asarray(self.weights(node, i, w), np.float64) for i, w in
                   enumerate(("X", "scale", "B", "input_mean", "input_var")) if i]
         prev = self.layers[-1] if self.layers else None
         if not isinstance(prev, _WEIGHT_LAYERS) or self.batch != 0:
@@ -687,13 +739,13 @@ class _Importer:
         steps, feats = self.sample()
         if tuple(self.darb_shape()) != (steps, feats):
             self.fail(node, f"its input is ({steps}, {feats}) in ONNX but {self.darb_shape()} in darbgen's graph")
-        w = np.asarray(self.const(node, 1, "W"), np.float64)
-        r = np.asarray(self.const(node, 2, "R"), np.float64)
+        w = np.asarray(self.weights(node, 1, "W"), np.float64)
+        r = np.asarray(self.weights(node, 2, "R"), np.float64)
         hidden = int(a.get("hidden_size", r.shape[-1]))
         if w.shape != (1, gates * hidden, feats) or r.shape != (1, gates * hidden, hidden):
             self.fail(node, f"needs one direction with W (1, {gates * hidden}, {feats}) and R (1, {gates * hidden}, "
                             f"{hidden}), got {w.shape} and {r.shape}")
-        b = self.const(node, 3, "B", required=False)
+        b = self.weights(node, 3, "B", required=False)
         b = np.zeros((1, 2 * gates * hidden)) if b is None else np.asarray(b, np.float64)
         if b.shape != (1, 2 * gates * hidden):
             self.fail(node, f"B must be (1, {2 * gates * hidden}), got {b.shape}")
