@@ -87,7 +87,7 @@ def test_errors_are_one_line_with_a_fix(plain_file, pruned, tmp_path, capsys, rn
     bad = tmp_path / "bad.npy"
     np.save(bad, rng.standard_normal((10, 23)))
     code, _, err = run(["generate", plain_file, "--out", tmp_path / "a", "--calib", bad], capsys)
-    assert code == 2 and "enc: calibration inputs must have shape (n, 24)" in err
+    assert code == 2 and "enc: calibration inputs (--calib) of shape (10, 23) do not match" in err
     code, _, err = run(["generate", plain_file, "--out", tmp_path / "a", "--dtype", "float32", "--kernel", "dense"],
                        capsys)
     assert code == 0, err

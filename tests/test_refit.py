@@ -118,7 +118,7 @@ def test_refit_errors(rng):
     with pytest.raises(DarbgenError, match=r"must be \(rows, 6\), got shape \(60,\)"):
         Gram(6).add(xp.ravel())
     model = Model("m", (6,), [Dense("fc", w, b)])
-    with pytest.raises(DarbgenError, match=r"m: calibration inputs of shape \(10, 5\)"):
+    with pytest.raises(DarbgenError, match=r"m: calibration inputs \(calib\) of shape \(10, 5\)"):
         input_norms(model, xp[:, :5])
     with pytest.raises(DarbgenError, match="NaN"):
         refit_model(model, {"fc": darbgen.prune(w, 2, name="fc")}, bad)

@@ -35,9 +35,9 @@ def test_metric_kinds_and_errors():
     assert m.loss(90.0, 88.5) == pytest.approx(1.5)
     r = Metric.of(np.ones((4, 5)), 5, 4)
     assert r.kind == "mse" and r.loss(2.0, 2.2) == pytest.approx(10.0)
-    for y, match in [(np.array([0.5, 1, 2]), "not whole numbers"), (np.array([0, 1, 7]), "labels must be 0..2"),
-                     (np.array([0, 1]), "3 inputs but 2 targets"), (np.array([0, np.nan, 1]), "NaN"),
-                     (np.ones((3, 4)), "do not match the model's 3 outputs")]:
+    for y, match in [(np.array([0.5, 1, 2]), "have fractions"), (np.array([0, 1, 7]), "must be 0..2"),
+                     (np.array([0, 1]), "3 inputs but 2 labels"), (np.array([0, np.nan, 1]), "NaN"),
+                     (np.ones((3, 4)), r"shape \(3, 4\), which fits neither")]:
         with pytest.raises(DarbgenError, match=match):
             Metric.of(y, 3, 3)
 
@@ -117,7 +117,7 @@ def test_budget_errors(rng, tmp_path):
         search_graph(g, max_drop=-1, val=(x, x))
     with pytest.raises(DarbgenError, match="unknown objective"):
         search_graph(g, max_drop=1, val=(x, x), objective="speed")
-    with pytest.raises(DarbgenError, match="validation inputs of shape"):
+    with pytest.raises(DarbgenError, match=r"validation inputs \(val\) of shape"):
         search_graph(g, max_drop=1, val=(x[:, :10], x))
 
 
