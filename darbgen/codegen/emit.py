@@ -33,6 +33,7 @@ from .layer import KERNELS, layer_context, layer_kernel
 from .memory import plan_memory
 from .module import CModule, GeneratedLayer, ModelUnit
 from .names import c_identifier, unique_identifiers
+from .symbols import check_symbols
 from .sources import environment, runtime_files
 
 # Names that lived here before the split, still importable from here (the op
@@ -53,6 +54,8 @@ class ChainEmitter:
         self.prefix, self.kernel, self.banner, self.env = prefix, kernel, banner, env
         self.files = {}
         self.notes = []
+        self.owner = {}         # file name -> the layer that wrote it
+        self.current = None     # the layer being emitted
 
     def note(self, text):
         """A line for the report (e.g. a layer falling back to another kernel)."""
@@ -61,6 +64,13 @@ class ChainEmitter:
     def render(self, template, sym, ctx):
         """Write ``<sym>.h`` and ``<sym>.c`` from ``templates/<template>.h.j2`` / ``.c.j2`` with ``ctx``."""
         ctx["banner"] = self.banner
+        for name in (f"{sym}.h", f"{sym}.c"):
+            if name in self.files:
+                a, b = self.owner[name], self.current
+                who = f"layers {a!r} and {b!r} both write" if a != b else f"layer {a!r} writes"
+                raise DarbgenError(f"{who} the C file {name} (C name {sym!r}, from a layer's name and the parts "
+                                   f"the code generator adds to it, e.g. an LSTM's _ih / _hh): rename one of them")
+            self.owner[name] = self.current
         self.files[f"{sym}.h"] = self.env.get_template(f"{template}.h.j2").render(ctx)
         self.files[f"{sym}.c"] = self.env.get_template(f"{template}.c.j2").render(ctx)
 
@@ -125,7 +135,10 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
     command = command or f"darbgen.generate(dtype={dtype!r}, kernel={kernel!r}, prefix={prefix!r})"
     banner = {"version": __version__, "command": command}
     e = ChainEmitter(prefix, kernel, banner, env)
-    generated = [kind_of(q).emit(q, symbols[q.name], e) for q in qs]
+    generated = []
+    for q in qs:
+        e.current = q.name
+        generated.append(kind_of(q).emit(q, symbols[q.name], e))
     files, notes = e.files, e.notes
     model = None
     stream, step_output_size = 0, 0
@@ -141,6 +154,7 @@ def generate(layers, *, dtype="int8", kernel="packed", prefix="model", calib=Non
         model=model, in_t=CTYPES[dtype][0], macros=_model_macros(first, last), stream=stream,
         in_layout=tensor_layout(first.layer, "in"), out_layout=tensor_layout(last.layer, "out"),
         step_output_size=step_output_size)
+    check_symbols(files, prefix, {sym: name for name, sym in symbols.items()})
     used = set()
     for g in [u for g in generated for u in g.parts + [g]]:
         used |= kind_of(g.quantized).runtime(g)

@@ -23,6 +23,7 @@ from ..resources import runtime_c_dir
 from .emit import (CModule, CArray, GeneratedLayer, KERNELS, _ITEMSIZE, _layer_context, c_float, c_literal,
                    environment, runtime_files)
 from .names import c_identifier, unique_identifiers
+from .symbols import check_symbols
 
 CTYPE = {"int8": "int8_t", "float32": "float"}
 ALIGN = 8
@@ -516,6 +517,7 @@ def generate_graph(qg, *, kernel="packed", prefix=None, command=None):
     files[f"{prefix}.h"] = env.get_template("graph_model.h.j2").render(ctx)
     files[f"{prefix}_ops.h"] = env.get_template("graph_ops.h.j2").render(ctx)
     files[f"{prefix}.c"] = env.get_template("graph_model.c.j2").render(ctx)
+    check_symbols(files, prefix, {sym: name for name, sym in e.symbols.items()})
     rt = runtime_files(e.used)
     root = runtime_c_dir()
     for path in sorted(e.runtime_extra | {"include/darb_graph.h"}):
