@@ -128,6 +128,59 @@ def load(source, allow_pickle=False):
                        f"PyTorch modules through the Python API (docs/torch.md)")
 
 
+def _checked_data(src, calib, eval_data, val):
+    """The user's data (and what the model file bundles) checked before any work
+    (:mod:`darbgen.datacheck`): evaluation and validation inputs of the model's input shape with labels or
+    targets that fit its outputs, calibration inputs that vary and lie on the scale of the model's real
+    inputs. Returns (calib, eval_data, val) with labels as class numbers where they are whole numbers."""
+    from . import datacheck
+    from .ir import Graph
+
+    model = src.model
+    shape = tuple(model.input_shape)
+    if isinstance(model, Graph):
+        from .graph_run import infer_shapes
+
+        outputs = int(np.prod(infer_shapes(model)[model.outputs[0]]))
+    else:
+        outputs = int(np.prod(model.shapes()[-1]))
+    classes = getattr(model, "classes", None)
+    name = os.path.basename(src.path) if src.path else "the model"
+
+    def pair(data, what, arg):
+        if data is None:
+            return None
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise DarbgenError(f"{what} data ({arg}) must be a pair (inputs, labels)")
+        x = datacheck.real_inputs(data[0], shape, f"{what} inputs ({arg})")
+        kind, y = datacheck.targets(data[1], len(x), outputs, f"{what} labels ({arg})", classes)
+        return x, y
+
+    eval_data = pair(eval_data, "evaluation", "eval_data")
+    val = pair(val, "validation", "val")
+    if src.eval_x is not None and src.eval_y is not None:
+        src.eval_x, src.eval_y = pair((src.eval_x, src.eval_y), f"{name}'s bundled test", "test.x, test.y")
+    if src.calib is not None:
+        src.calib = datacheck.calibration(src.calib, shape, f"{name}'s bundled calibration inputs (calib.x)")
+    if calib is not None and not isinstance(calib, dict):
+        reference, ref_what = None, None
+        for data, what in ((eval_data, "the evaluation inputs (eval_data)"),
+                           (val, "the validation inputs (val)"),
+                           ((src.eval_x, None), f"the test inputs bundled in {name} (test.x)"),
+                           ((src.calib, None), f"the calibration inputs bundled in {name} (calib.x)")):
+            if data is not None and data[0] is not None:
+                reference, ref_what = data[0], what
+                break
+        if reference is None and isinstance(model, Graph) and model.quantized:
+            q = model.tensors[model.inputs[0]].quant if hasattr(model, "tensors") else None
+            if q is not None and np.size(q.scale) == 1:
+                s, z = float(np.ravel(q.scale)[0]), float(np.ravel(q.zero_point)[0])
+                reference, ref_what = np.array([s * (-128 - z), s * (127 - z)]), \
+                    "the model's int8 input range"
+        calib = datacheck.calibration(calib, shape, "calibration inputs (calib)", reference, ref_what)
+    return calib, eval_data, val
+
+
 def refit_note(report, n, alpha):
     """The report's line on a safe refit (:func:`darbgen.refit.refit_model`'s ``report``)."""
     rows = sum(r["rows"] for r in report.values())
@@ -254,6 +307,7 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     src = load(source, allow_pickle)
     model = src.model
     notes = list(src.notes)
+    calib, eval_data, val = _checked_data(src, calib, eval_data, val)
     _advance(bar, "loaded")
     from .ir import Graph
 

@@ -334,20 +334,11 @@ def _prune_table(summary):
 
 
 def _load_calibration(path):
-    import numpy as np
-
     from . import npzio
 
     if path.endswith(".npz"):
         return npzio.load_npz(path)
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DarbgenError(f"{path}: no such file") from None
-    except ValueError as exc:
-        raise DarbgenError(f"{path}: not a readable .npy array of numbers ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DarbgenError(f"{path}: not a readable .npy file ({exc})") from None
+    return npzio.load_npy(path, "--calib")
 
 
 def cmd_generate(args):
@@ -475,14 +466,9 @@ def _generate_table(summary):
 
 
 def _load_npy(path, what):
-    import numpy as np
+    from .npzio import load_npy
 
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DarbgenError(f"{path}: no such file ({what})") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise DarbgenError(f"{path}: not a readable .npy array ({what}: {exc})") from None
+    return load_npy(path, what)
 
 
 def cmd_build(args):
@@ -495,13 +481,9 @@ def cmd_build(args):
     eval_data = None
     if args.eval:
         eval_data = (_load_npy(args.eval[0], "--eval inputs"), _load_npy(args.eval[1], "--eval labels"))
-        if len(eval_data[0]) != len(eval_data[1]):
-            raise DarbgenError(f"--eval: {len(eval_data[0])} inputs but {len(eval_data[1])} labels")
     val = None
     if args.val:
         val = (_load_npy(args.val[0], "--val inputs"), _load_npy(args.val[1], "--val labels"))
-        if len(val[0]) != len(val[1]):
-            raise DarbgenError(f"--val: {len(val[0])} inputs but {len(val[1])} labels")
     from .codegen.banner import banner_command
 
     command = banner_command(args.argv)   # no output path: the same bytes wherever written
@@ -668,8 +650,20 @@ def cmd_bench(args):
 
 def main(argv=None):
     """Entry point of the ``darbgen`` console script."""
+    console = argv is None
+    try:
+        return _main(sys.argv[1:] if console else list(argv))
+    finally:
+        if console:
+            # the work is done (or ended): a Ctrl-C during the interpreter's shutdown, which resets the signal's
+            # handler, would kill the process with no message and hide the exit status; ignore it from here on
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv):
     parser = _parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv
     if args.command is None:
@@ -679,12 +673,14 @@ def main(argv=None):
         return {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
                 "bench": cmd_bench, "report": cmd_report}[args.command](args)
     except DarbgenError as exc:
+        import re
+
         message = str(exc)
         if args.command in ("prune", "build", "demo"):       # the API names its arguments; here they are flags
-            import re
-
             message = re.sub(r"\b(ratio|candidates|layers)=(?=[\s,.;)]|$)", r"--\1", message)
             message = re.sub(r"\b(ratio)=(?=[0-9])", r"--\1 ", message)
+        # the data's API arguments, named in brackets (darbgen.datacheck), are flags here
+        message = re.sub(r"\((eval_data|calib|val)\)", lambda m: f"(--{m.group(1).replace('_data', '')})", message)
         print(f"darbgen: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -27,19 +27,12 @@ from .refit import ALPHAS, CHUNK, HOLDOUT_EVERY, Gram, refit_rows
 INT32_MAX = (1 << 31) - 1
 
 
-def check_calib(graph, calib, what="calibration inputs"):
-    """``calib`` as float64 (n, *input shape), or a DarbgenError naming the fix."""
-    x = np.asarray(calib)
-    shape = tuple(graph.input_shape)
-    if x.ndim < 1 or len(x) == 0 or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise DarbgenError(f"{graph.name}: {what} must be a non-empty real array, one input per row")
-    want = int(np.prod(shape))
-    if x.size != len(x) * want:
-        raise DarbgenError(f"{graph.name}: {what} of shape {x.shape} do not match the model's input "
-                           f"{shape} ({want} values each)")
-    if not np.all(np.isfinite(x)):
-        raise DarbgenError(f"{graph.name}: {what} hold NaN or inf")
-    return np.asarray(x, np.float64).reshape((len(x),) + shape)
+def check_calib(graph, calib, what="calibration inputs (calib)"):
+    """``calib`` as float64 (n, *input shape), or a DarbgenError naming the fix
+    (:func:`darbgen.datacheck.real_inputs`)."""
+    from .datacheck import real_inputs
+
+    return real_inputs(calib, graph.input_shape, f"{graph.name}: {what}")
 
 
 class _Runner:

@@ -177,14 +177,9 @@ def _calibrate(graph, shapes, calib, percentile):
         raise DarbgenError(f"{graph.name}: int8 needs calibration inputs to choose activation ranges: pass --calib "
                            f"X.npy with inputs in the model's own layout, shape (n, "
                            f"{', '.join(map(str, graph.input_shape))})")
-    x = np.asarray(calib)
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise DarbgenError(f"{graph.name}: calibration inputs must be real numbers, got dtype {x.dtype}")
-    want = int(np.prod(graph.input_shape))
-    if x.ndim < 1 or x.size % want or x.size // want < 1 or (x.ndim > 1 and int(np.prod(x.shape[1:])) != want):
-        raise DarbgenError(f"{graph.name}: calibration inputs must have shape (n, "
-                           f"{', '.join(map(str, graph.input_shape))}), got {x.shape}")
-    x = x.reshape((-1,) + tuple(graph.input_shape)).astype(np.float64)
+    from .datacheck import calibration
+
+    x = calibration(calib, graph.input_shape, f"{graph.name}: calibration inputs (calib)")
     vals = run_f64(graph, x, keep=True)
     quants = {}
     t0 = graph.inputs[0]

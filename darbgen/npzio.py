@@ -340,3 +340,37 @@ def save_npz(path, arrays, force=False):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def load_npy(path, what="array"):
+    """One .npy array (``what`` names it in errors: "--eval inputs", say), read
+    with ``allow_pickle=False`` after its header's declared size is checked
+    against :func:`max_npz_bytes`, or a one-line DarbgenError saying why not."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DarbgenError(f"{path}: no such file ({what})")
+    if os.path.isdir(path):
+        raise DarbgenError(f"{path}: is a directory, expected an .npy array ({what})")
+    try:
+        with open(path, "rb") as fh:
+            if zipfile.is_zipfile(fh):
+                raise DarbgenError(f"{path}: is an .npz archive, expected one .npy array ({what}); save it with "
+                                   f"numpy.save(path, array)")
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+        if dtype.hasobject:
+            raise DarbgenError(f"{path}: holds Python objects ({what}); darbgen never unpickles: save a numeric "
+                               f"array")
+        size = int(np.prod([int(d) for d in shape], dtype=object)) * dtype.itemsize
+        cap = max_npz_bytes()
+        if size > cap:
+            raise DarbgenError(f"{path}: declares shape {tuple(shape)} {dtype} ({human_size(size)}), over the "
+                               f"{human_size(cap)} limit ({what}); if the file is trusted, raise the limit with "
+                               f"{MAX_NPZ_ENV}=<bytes> (e.g. 8G)")
+        return np.load(path, allow_pickle=False)
+    except DarbgenError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise DarbgenError(f"{path}: not a readable .npy array ({what}: {_first_line(exc)})") from None

@@ -61,14 +61,9 @@ def is_chain(layers):
 
 
 def _calibration_inputs(layer, x):
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.number):
-        raise DarbgenError(f"{layer.name}: calibration inputs must be numbers, got dtype {x.dtype}")
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != layer.in_size:
-        raise DarbgenError(f"{layer.name}: calibration inputs must have shape (n, {layer.in_size}), got {x.shape}")
-    return x.astype(np.float64)
+    from .datacheck import calibration
+
+    return calibration(x, (layer.in_size,), f"{layer.name}: calibration inputs (calib)").reshape(len(x), -1)
 
 
 @np.errstate(under="ignore")

@@ -234,16 +234,10 @@ def _inputs_by_matrix(model, x, upto=None):
 
 
 def _check_calib(model, x):
-    x = np.asarray(x)
-    if x.ndim < 1 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
-        raise DarbgenError(f"{model.name}: calibration inputs must be a non-empty numeric array, one input per row")
-    size = int(np.prod(model.input_shape))
-    if x.size != len(x) * size:
-        raise DarbgenError(f"{model.name}: calibration inputs of shape {x.shape} do not match the model's input "
-                           f"{tuple(model.input_shape)} ({size} values each)")
-    if not np.all(np.isfinite(x)):
-        raise DarbgenError(f"{model.name}: calibration inputs hold NaN or inf")
-    return np.asarray(x, np.float64).reshape(len(x), size)
+    from .datacheck import real_inputs
+
+    x = real_inputs(x, model.input_shape, f"{model.name}: calibration inputs (calib)")
+    return x.reshape(len(x), -1)
 
 
 def input_norms(model, calib):

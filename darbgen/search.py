@@ -71,30 +71,13 @@ class Metric:
     y: np.ndarray
 
     @classmethod
-    def of(cls, y, outputs_per_input, n, what="--val"):
-        y = np.asarray(y)
-        if not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
-            raise DarbgenError(f"{what}: the targets must be real numbers, got dtype {y.dtype}")
-        if len(y) != n:
-            raise DarbgenError(f"{what}: {n} inputs but {len(y)} targets; give one target per input")
-        if not np.all(np.isfinite(y)):
-            raise DarbgenError(f"{what}: the targets hold NaN or inf")
-        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and outputs_per_input > 1):
-            y = y.reshape(-1)
-            if np.any(y != np.round(y)):
-                raise DarbgenError(f"{what}: one target per input means class labels, and these are not whole "
-                                   f"numbers; give integer labels, or targets of the output's shape "
-                                   f"({outputs_per_input} values each) for a regression")
-            y = y.astype(np.int64)
-            if y.min() < 0 or y.max() >= outputs_per_input:
-                raise DarbgenError(f"{what}: labels must be 0..{outputs_per_input - 1} (the model has "
-                                   f"{outputs_per_input} outputs), got {y.min()}..{y.max()}")
-            return cls("accuracy", y)
-        if int(np.prod(y.shape[1:])) != outputs_per_input:
-            raise DarbgenError(f"{what}: targets of shape {y.shape[1:]} per input do not match the model's "
-                               f"{outputs_per_input} outputs; give class labels (one per input) or targets of "
-                               f"the output's size")
-        return cls("mse", y.reshape(n, -1).astype(np.float64))
+    def of(cls, y, outputs_per_input, n, what="validation labels (val)"):
+        """The metric of labels (accuracy) or regression targets (mse) ``y``, checked
+        (:func:`darbgen.datacheck.targets`)."""
+        from .datacheck import targets
+
+        kind, y = targets(y, n, outputs_per_input, what)
+        return cls(kind, y)
 
     @property
     def unit(self):
@@ -281,12 +264,12 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
         raise DarbgenError(f"the budget (max_drop) must be a finite number >= 0, got {max_drop!r}")
     if val is None or len(val) != 2:
         raise DarbgenError("the search needs validation data: val=(X, y)")
-    xv = check_calib(graph, val[0], "validation inputs")
+    xv = check_calib(graph, val[0], "validation inputs (val)")
     if graph.quantized and dtype != "int8":
         raise DarbgenError(f"{graph.name}: the model is quantized; it builds as int8")
     shapes = infer_shapes(graph)
     outs = int(np.prod(shapes[graph.outputs[0]]))
-    metric = Metric.of(val[1], outs, len(xv), "validation targets")
+    metric = Metric.of(val[1], outs, len(xv), "validation labels (val)")
     xc = None
     if calib is not None:
         xc = check_calib(graph, calib)
