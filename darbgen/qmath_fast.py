@@ -11,6 +11,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import qmath
+from .numba_sigint import install as _hold_sigint_while_compiling
+
+_hold_sigint_while_compiling()
 
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
 

@@ -16,6 +16,10 @@ Conventions shared by all kernels (see docs/pruning.md):
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from ..numba_sigint import install as _hold_sigint_while_compiling
+
+_hold_sigint_while_compiling()
+
 _HIGH_BINS = 1 << 16
 
 
