@@ -129,7 +129,8 @@ CASES = [
     Case("eval-labels-strings", with_eval(inputs(), np.array(["cat"] * N)),
          r"evaluation labels \(--eval\) must be real numbers .* got dtype <U3"),
     Case("eval-labels-complex", with_eval(inputs(), labels().astype(np.complex64)), r"must be real numbers"),
-    Case("eval-labels-count", with_eval(inputs(), labels(N - 1)), r"evaluation labels \(--eval\): 20 inputs but 19 labels"),
+    Case("eval-labels-count", with_eval(inputs(), labels(N - 1)),
+         r"evaluation labels \(--eval\): 20 inputs but 19 labels"),
     Case("eval-labels-scalar", with_eval(inputs(), np.array(1)), r"labels \(--eval\) are a single value"),
     # --eval inputs
     Case("eval-inputs-nan", with_eval(_nan(inputs()), labels()),

@@ -44,7 +44,8 @@ def _check(rc, out, err, tmp_path, result):
         assert pruned["w__mask"].mean() == pytest.approx(1 / 8, rel=0.05)
 
 
-@pytest.mark.parametrize("delay", [1.5, pytest.param(3.0, marks=pytest.mark.slow), pytest.param(6.0, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("delay", [1.5, pytest.param(3.0, marks=pytest.mark.slow),
+                                   pytest.param(6.0, marks=pytest.mark.slow)])
 def test_sigint_while_numba_compiles(tmp_path, delay):
     """An empty numba cache: the run compiles the pruning kernels (about 10 s), then runs them; SIGINT lands in
     the compilation, where LLVM calls back into Python (a KeyboardInterrupt raised in such a callback used to be
