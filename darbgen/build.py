@@ -4,6 +4,7 @@ load -> prune -> quantize -> generate -> compile -> verify -> report. Each
 stage is the public function of its module; this one only strings them
 together, evaluates accuracy when given test data, and assembles the report.
 """
+import math
 import os
 import sys
 import time
@@ -66,6 +67,10 @@ def load(source, allow_pickle=False):
                            f"scikit-learn MLPClassifier / MLPRegressor, or a model file")
     path = os.fspath(source)
     ext = os.path.splitext(path)[1].lower()
+    if os.path.exists(path):
+        from .npzio import check_readable
+
+        check_readable(path, "model file")      # a pipe or device would block, or never end
     if ext == ".npz":
         from .importers.npz import model_from_npz
         from .npzio import load_npz
@@ -269,7 +274,19 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
     if out is not None:                 # a bad output folder fails now, not after the build
         from .files import check_out_dir
 
-        check_out_dir(out, force, "force=True")
+        check_out_dir(out, force, "force=True",
+                      inputs=[source] if isinstance(source, (str, os.PathLike)) else [])
+    if refit_alpha is not None:
+        try:
+            ok = math.isfinite(float(refit_alpha)) and float(refit_alpha) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DarbgenError(f"refit_alpha= must be a finite number > 0 (the ridge strength), got {refit_alpha!r}")
+    if prefix is not None:
+        from .codegen import c_identifier
+
+        c_identifier(prefix, "prefix=")
     from .codegen import generate
     from .pruning import prune_model
     from .verify import measure

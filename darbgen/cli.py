@@ -146,7 +146,7 @@ def _parser():
                     "that do not pay dense, and checks the chosen model on --val (.tflite and .h5 models)")
     bu.add_argument("--val", nargs=2, metavar=("X.npy", "Y.npy"), help="with --max-drop: validation inputs and "
                     "labels (or regression targets) the budget is measured on; keep them apart from --eval")
-    bu.add_argument("--objective", default="flash", choices=("flash", "instructions"), help="with --max-drop: "
+    bu.add_argument("--objective", choices=("flash", "instructions"), help="with --max-drop: "
                     "minimise the bytes of weights, index and metadata (flash, default) or the instructions per "
                     "inference on --target (estimated from the kernels' measured costs)")
     _codegen_options(bu)
@@ -227,15 +227,21 @@ def _codegen_options(p):
                    "(e.g. 99.99) instead of min/max")
 
 
-def _split(text, convert=str):
-    return [convert(t.strip()) for t in text.split(",") if t.strip()] if text else None
+def _split(text, convert=str, flag="--layers"):
+    """A comma-separated option as a list (None when not given); given but naming nothing is an error."""
+    if text is None:
+        return None
+    items = [convert(t.strip()) for t in text.split(",") if t.strip()]
+    if not items:
+        raise DarbgenError(f"{flag} {text!r} names nothing; give comma-separated values, or leave {flag} out")
+    return items
 
 
 def _options(args):
     opts = {}
-    if args.candidates:
+    if args.candidates is not None:
         try:
-            opts["candidates"] = _split(args.candidates, int)
+            opts["candidates"] = _split(args.candidates, int, "--candidates")
         except ValueError:
             raise DarbgenError(f"--candidates must be comma-separated whole numbers, got {args.candidates!r}") from None
     for key in ("block", "banks", "n", "m"):
@@ -260,14 +266,20 @@ def cmd_prune(args):
     from .report import plain, to_json
     from .stats import matrix_stats
 
-    npzio.check_writable(args.out, args.force)
+    npzio.check_writable(args.out, args.force, inputs=(args.input, args.input_norms))
     arrays = npzio.load_npz(args.input)
     names = npzio.weight_names(arrays, _split(args.layers))
     matrices = {n: npzio.as_matrix(n, arrays[n]) for n in names}
     norms = None
     if args.input_norms:
         norm_arrays = npzio.load_npz(args.input_norms)
-        norms = {n: norm_arrays[n] for n in names if n in norm_arrays}
+        missing = [n for n in names if n not in norm_arrays]
+        if missing:
+            raise DarbgenError(f"{args.input_norms}: has no norms for {', '.join(missing[:3])}"
+                               f"{' ...' if len(missing) > 3 else ''} (--input-norms needs an array per pruned "
+                               f"matrix, named as the matrix, one norm per column; it has: "
+                               f"{', '.join(sorted(norm_arrays)[:5]) or 'nothing'})")
+        norms = {n: norm_arrays[n] for n in names}
     start = time.perf_counter()
     _progress(f"pruning {len(matrices)} matrices ({args.method}, scope {args.scope})...")
     result = prune_model(matrices, args.ratio, args.method, scope=args.scope, input_norms=norms,
@@ -297,7 +309,7 @@ def cmd_prune(args):
     stored.update(input=os.path.basename(args.input),
                   layers=[{"name": s["name"], "ratio": s["ratio"], "options": s["options"]} for s in layers])
     out[npzio.RESULT_KEY] = np.array(json.dumps(plain(stored)))
-    npzio.save_npz(args.out, out, force=args.force)
+    npzio.save_npz(args.out, out, force=args.force, inputs=(args.input, args.input_norms))
     print(to_json(summary) if args.json else _prune_table(summary))
     return 0
 
@@ -352,7 +364,12 @@ def cmd_generate(args):
     from .report import to_json
     from .verify import measure, verify
 
-    check_out_dir(args.out, args.force, "--force")
+    check_out_dir(args.out, args.force, "--force", inputs=(args.input, args.calib))
+    if args.sanitize and not args.verify:
+        raise DarbgenError("--sanitize builds the verification with -fsanitize=address,undefined; add --verify")
+    if args.dtype == "float32" and (args.calib or args.percentile is not None):
+        raise DarbgenError(f"{'--calib' if args.calib else '--percentile'} sets int8 / int16 activation ranges; "
+                           f"float32 needs none: drop it, or choose --dtype int8 or int16")
     arrays = npzio.load_npz(args.input)
     model_name, layers, notes = dense_layers(arrays, args.input)
     wanted = _split(args.layers)
@@ -476,7 +493,17 @@ def cmd_build(args):
     from .build import build
     from .report import to_json
 
-    check_out_dir(args.out, args.force, "--force")
+    inputs = [args.model, args.calib] + list(args.eval or ()) + list(args.val or ())
+    check_out_dir(args.out, args.force, "--force", inputs=inputs)
+    if args.objective is not None and args.max_drop is None:
+        raise DarbgenError("--objective chooses what the search under a budget minimises: give --max-drop with it")
+    if args.dtype == "float32" and args.percentile is not None:
+        raise DarbgenError("--percentile sets int8 / int16 activation ranges; float32 needs none: drop it, or "
+                           "choose --dtype int8 or int16")
+    if args.dtype == "float32" and args.calib and not (args.refit or args.saliency == "activation"
+                                                        or args.max_drop is not None):
+        raise DarbgenError("--calib sets int8 / int16 activation ranges (and feeds --refit, --saliency activation "
+                           "and --max-drop); float32 without those needs none: drop it, or choose --dtype int8")
     calib = _load_calibration(args.calib) if args.calib else None
     eval_data = None
     if args.eval:
@@ -493,7 +520,7 @@ def cmd_build(args):
                    allow_pickle=args.allow_pickle, progress=sys.stderr.isatty(), command=command,
                    layers=_split(args.layers), from_zeros=args.from_zeros, saliency=args.saliency,
                    refit=args.refit, refit_alpha=args.refit_alpha, timeout=args.timeout,
-                   max_drop=args.max_drop, val=val, objective=args.objective)
+                   max_drop=args.max_drop, val=val, objective=args.objective or "flash")
     return _print_build(result, args.json)
 
 
@@ -623,7 +650,7 @@ def cmd_report(args):
 
     if not args.results and not args.weights:
         raise DarbgenError("report needs experiment results (--results R.json) and/or weights (--weights W.npz)")
-    check_out_dir(args.out, args.force, "--force")
+    check_out_dir(args.out, args.force, "--force", inputs=list(args.results or ()) + [args.weights])
     _progress("writing the report...")
     paths = write_report(args.out, results=args.results or (), weights=args.weights, ratio=args.ratio,
                          force=args.force, title=args.title)
@@ -648,6 +675,10 @@ def cmd_bench(args):
     return 2
 
 
+#: the commands, in the order --help lists them
+COMMANDS = ("prune", "generate", "build", "demo", "report", "bench")
+
+
 def main(argv=None):
     """Entry point of the ``darbgen`` console script."""
     console = argv is None
@@ -667,7 +698,9 @@ def _main(argv):
     args = parser.parse_args(argv)
     args.argv = argv
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print(f"darbgen: error: give a command: {', '.join(COMMANDS)} (darbgen COMMAND --help for its options)",
+              file=sys.stderr)
         return 2
     try:
         return {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
@@ -677,7 +710,8 @@ def _main(argv):
 
         message = str(exc)
         if args.command in ("prune", "build", "demo"):       # the API names its arguments; here they are flags
-            message = re.sub(r"\b(ratio|candidates|layers)=(?=[\s,.;)]|$)", r"--\1", message)
+            message = re.sub(r"\b(ratio|candidates|layers|prefix)=(?=[\s,.;)]|$)", r"--\1", message)
+            message = message.replace("refit_alpha=", "--refit-alpha")
             message = re.sub(r"\b(ratio)=(?=[0-9])", r"--\1 ", message)
         # the data's API arguments, named in brackets (darbgen.datacheck), are flags here
         message = re.sub(r"\((eval_data|calib|val)\)", lambda m: f"(--{m.group(1).replace('_data', '')})", message)

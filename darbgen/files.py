@@ -31,18 +31,35 @@ def is_darbgen_folder(path):
     return (Path(path) / MARKER).is_file()
 
 
-def check_out_dir(out_dir, force=False, force_name="force=True"):
+def check_out_dir(out_dir, force=False, force_name="force=True", inputs=()):
     """Check that ``out_dir`` can be written, before any work is done.
 
-    Refuses a path that is a file or a symbolic link, a parent folder that
-    does not exist or cannot be written, an existing non-empty folder without
-    ``force``, and, with ``force``, any non-empty folder darbgen did not write.
-    ``force_name`` is how the error names the option (``--force`` from the CLI).
-    Returns the absolute path (None for None).
+    Refuses an empty name, the current folder or one that holds it, a folder
+    that holds one of the ``inputs`` (the model and data files being read:
+    the output folder is replaced whole), a path that is a file or a symbolic
+    link, a parent folder that does not exist or cannot be written, an
+    existing non-empty folder without ``force``, and, with ``force``, any
+    non-empty folder darbgen did not write. ``force_name`` is how the error
+    names the option (``--force`` from the CLI). Returns the absolute path
+    (None for None).
     """
     if out_dir is None:
         return None
+    if not str(out_dir).strip():
+        raise DarbgenError("the output folder's name is empty; give a folder name (a new or empty folder)")
     out = Path(os.path.abspath(out_dir))          # normalised: `..` names the folder above
+    here = Path(os.path.abspath(os.getcwd()))
+    if out == here or out in here.parents:
+        what = "is the current folder" if out == here else "holds the current folder"
+        raise DarbgenError(f"{out_dir}: {what}, and darbgen replaces its output folder whole; give a new folder's "
+                           f"name")
+    for path in inputs:
+        if path is None or not isinstance(path, (str, os.PathLike)):
+            continue
+        p = Path(os.path.abspath(path))
+        if p == out or out in p.parents:
+            raise DarbgenError(f"{out_dir}: holds {path}, which this run reads, and darbgen replaces its output "
+                               f"folder whole; choose another folder")
     if out.is_symlink():
         raise DarbgenError(f"{out_dir}: is a symbolic link; give the folder itself (or a new folder)")
     if out.exists() and not out.is_dir():

@@ -119,6 +119,8 @@ def load_npz(path):
         raise DarbgenError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DarbgenError(f"{path}: is a directory, expected an .npz file")
+    if not os.path.isfile(path):
+        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket); give the .npz file itself")
     ext = os.path.splitext(path)[1].lower()
     if ext in MODEL_FILES:
         raise DarbgenError(f"{path}: a {MODEL_FILES[ext]} model, not an .npz of weight arrays; prune, quantize and "
@@ -303,16 +305,43 @@ def as_matrix(name, array):
     return array.reshape(array.shape[0], -1)
 
 
-def check_writable(path, force):
-    """Refuse to clobber an existing file unless ``force``; check the folder exists."""
+def check_writable(path, force, inputs=()):
+    """Refuse to clobber an existing file unless ``force``; check the folder
+    exists. Never replaces anything but a regular file (a device, a pipe or a
+    socket is refused even with ``force``), nor one of ``inputs``, the files
+    being read."""
     path = os.fspath(path)
+    if not path.strip():
+        raise DarbgenError("the output file's name is empty; give a file name (e.g. pruned.npz)")
+    if path == "-":
+        raise DarbgenError("-: darbgen writes an .npz file, not to standard output; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise DarbgenError(f"{path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise DarbgenError(f"{path}: is a directory; give a file name for the output")
+    if os.path.lexists(path) and not os.path.islink(path) and not os.path.isfile(path):
+        raise DarbgenError(f"{path}: exists and is not a regular file (a device, pipe or socket); darbgen never "
+                           f"replaces one: give a file name")
+    for source in inputs:
+        if source is not None and os.path.exists(path) and os.path.exists(source) and \
+                os.path.samefile(path, source):
+            raise DarbgenError(f"{path}: is the input file {source}; write the result to a new file (the input "
+                               f"is the only copy of the unpruned weights)")
     if os.path.exists(path) and not force:
         raise DarbgenError(f"{path}: already exists; pass --force to replace it")
+
+
+def check_readable(path, what="file"):
+    """A regular file that exists, or a DarbgenError (a pipe or device would block or never end)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DarbgenError(f"{path}: no such file ({what})" if what != "file" else f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DarbgenError(f"{path}: is a directory, expected a {what}")
+    if not os.path.isfile(path):
+        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket); give the {what} itself")
+    return path
 
 
 def _write_zip(fh, arrays):
@@ -325,9 +354,10 @@ def _write_zip(fh, arrays):
                 np.lib.format.write_array(entry, np.asanyarray(arr), allow_pickle=False)
 
 
-def save_npz(path, arrays, force=False):
-    """Write ``arrays`` to ``path`` atomically (temporary file, then rename)."""
-    check_writable(path, force)
+def save_npz(path, arrays, force=False, inputs=()):
+    """Write ``arrays`` to ``path`` atomically (temporary file, then rename);
+    ``inputs``: files being read, never replaced (see :func:`check_writable`)."""
+    check_writable(path, force, inputs)
     path = os.path.abspath(os.fspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".darbgen-", suffix=".npz.tmp", dir=os.path.dirname(path))
     try:
@@ -351,6 +381,9 @@ def load_npy(path, what="array"):
         raise DarbgenError(f"{path}: no such file ({what})")
     if os.path.isdir(path):
         raise DarbgenError(f"{path}: is a directory, expected an .npy array ({what})")
+    if not os.path.isfile(path):
+        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket; {what}); give the .npy "
+                           f"file itself")
     try:
         with open(path, "rb") as fh:
             if zipfile.is_zipfile(fh):

@@ -95,7 +95,7 @@ def test_force_refuses_the_current_folder(tmp_path, capsys, monkeypatch, no_buil
     before = user_folder(tmp_path / "work")
     monkeypatch.chdir(tmp_path / "work")
     code, _, err = run(["build", "model.npz", "--ratio", 2, "--out", ".", "--force"], capsys)
-    assert code == 2 and "choose a new or empty folder" in err
+    assert code == 2 and "is the current folder, and darbgen replaces its output folder whole" in err
     assert snapshot(tmp_path / "work") == before
     assert sorted(os.listdir(tmp_path)) == ["work"]
 

@@ -117,6 +117,14 @@ def dense_layers(arrays, source="the file"):
             raise DarbgenError(f"{source}: layer {name!r}: activation {act!r} is not supported; choose one of "
                                f"{', '.join(ACTIVATIONS)}")
         layers.append(_dense(arrays, name, key, act, source))
+    shape = model.get("input_shape")
+    if shape is not None and int(np.prod(shape)) != layers[0].cols:
+        raise DarbgenError(f"{source}: __model__ input_shape {list(shape)} holds {int(np.prod(shape))} values, but "
+                           f"layer {layers[0].name!r} takes {layers[0].cols} inputs; fix input_shape or the weights")
+    for a, b in zip(layers, layers[1:]):
+        if a.rows != b.cols:
+            raise DarbgenError(f"{source}: layer {a.name!r} has {a.rows} outputs, but the next layer {b.name!r} "
+                               f"takes {b.cols} inputs; fix the weights or the order of __model__'s layers")
     return model.get("name"), layers, notes
 
 
