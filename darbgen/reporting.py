@@ -47,12 +47,27 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _clip(text, limit=80):
+    """``text`` cut to ``limit`` characters, so one wrong field cannot flood the error line."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value):
+    """A field's value as an error message quotes it: its repr, clipped."""
+    return _clip(repr(value))
+
+
 def _number(where, value, field, *, low=None, above=None, high=None, optional=False):
     """``value`` as a finite float, or a DarbgenError naming ``field``."""
     if value is None and optional:
         return None
-    if not _is_number(value) or not math.isfinite(value):
-        raise DarbgenError(f"{where}: field {field!r} must be a finite number, got {value!r}")
+    try:
+        finite = _is_number(value) and math.isfinite(value)
+    except OverflowError:              # an integer beyond float
+        finite = False
+    if not finite:
+        raise DarbgenError(f"{where}: field {field!r} must be a finite number, got {_shown(value)}")
     value = float(value)
     if low is not None and value < low:
         raise DarbgenError(f"{where}: field {field!r} must be >= {low:g}, got {value:g}")
@@ -67,13 +82,13 @@ def _text(where, value, field, *, optional=False):
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise DarbgenError(f"{where}: field {field!r} must be a non-empty string, got {value!r}")
+        raise DarbgenError(f"{where}: field {field!r} must be a non-empty string, got {_shown(value)}")
     return value
 
 
 def _choice(where, value, field, choices):
-    if value not in choices:
-        raise DarbgenError(f"{where}: field {field!r} is {value!r}; expected one of {', '.join(choices)}")
+    if not isinstance(value, str) or value not in choices:
+        raise DarbgenError(f"{where}: field {field!r} is {_shown(value)}; expected one of {', '.join(choices)}")
     return value
 
 
@@ -110,15 +125,16 @@ def check_results(data, where="results"):
     if "schema" not in data:
         raise DarbgenError(f"{where}: missing field 'schema' (expected {SCHEMA!r})")
     if data["schema"] != SCHEMA:
-        raise DarbgenError(f"{where}: field 'schema' is {data['schema']!r}; this darbgen reads {SCHEMA!r}")
+        raise DarbgenError(f"{where}: field 'schema' is {_shown(data['schema'])}; this darbgen reads {SCHEMA!r}")
     _missing(where, data, _TOP_REQUIRED)
     metric = _choice(where, data["metric"], "metric", tuple(METRICS))
     if not isinstance(data["higher_is_better"], bool):
-        raise DarbgenError(f"{where}: field 'higher_is_better' must be true or false, got {data['higher_is_better']!r}")
+        raise DarbgenError(f"{where}: field 'higher_is_better' must be true or false, got "
+                           f"{_shown(data['higher_is_better'])}")
     tol = data["tolerance"]
     if not isinstance(tol, dict):
         raise DarbgenError(f"{where}: field 'tolerance' must be an object like {{\"kind\": \"points\", "
-                           f"\"value\": 0.5}}, got {tol!r}")
+                           f"\"value\": 0.5}}, got {_shown(tol)}")
     _missing(where, tol, ("kind", "value"), "tolerance.")
     runs = data["runs"]
     if not isinstance(runs, list) or not runs:
@@ -168,7 +184,16 @@ def load_results(path):
         raise DarbgenError(f"{where}: not valid JSON ({exc})") from None
     except UnicodeDecodeError as exc:
         raise DarbgenError(f"{where}: not a UTF-8 text file ({exc.reason})") from None
-    return check_results(data, where)
+    except RecursionError:
+        raise DarbgenError(f"{where}: its JSON nests arrays or objects too deeply to read; an experiment-results "
+                           f"file ({SCHEMA}) is an object of a few levels (docs/report.md)") from None
+    except ValueError as exc:          # an integer of more digits than Python converts (sys.int_info)
+        raise DarbgenError(f"{where}: not readable as JSON ({_clip(str(exc))})") from None
+    try:
+        return check_results(data, where)
+    except RecursionError:             # a deeply nested value where a field is checked or quoted
+        raise DarbgenError(f"{where}: a field nests arrays or objects too deeply; see docs/report.md for the "
+                           f"fields of {SCHEMA}") from None
 
 
 # ----------------------------------------------------------------------------- the figures that count
@@ -488,7 +513,7 @@ def _weights_sources(result_paths, loaded, weights):
         if res["weights"]:
             resolved = os.path.normpath(os.path.join(os.path.dirname(os.fspath(path)), res["weights"]))
             if not os.path.isfile(resolved):
-                raise DarbgenError(f"{os.fspath(path)}: field 'weights' names {res['weights']!r}, but "
+                raise DarbgenError(f"{os.fspath(path)}: field 'weights' names {_shown(res['weights'])}, but "
                                    f"{resolved} does not exist (the path is relative to the JSON file)")
             if resolved not in sources:
                 sources.append(resolved)

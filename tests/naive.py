@@ -95,9 +95,9 @@ def irregular_mask_global(ws, ratio, input_norms=None):
     norms = _norms_list(input_norms, len(ws))
     sal = [saliency(w, n) for w, n in zip(ws, norms)]
     size = sum(s.size for s in sal)
-    k = round(size / ratio)
-    if k < 1:
+    if ratio > size:                  # every method: a ratio above the weight count keeps less than one weight
         raise ValueError(f"ratio {ratio:g} keeps no weight; the largest ratio is {size}")
+    k = round(size / ratio)
     if k > size:
         raise ValueError(f"ratio {ratio:g} would keep {k} of {size} weights")
     # Every weight as (matrix, row, col); the global order position of (m, i, j) in
@@ -294,6 +294,9 @@ def block_masks_global(ws, ratio, tile=(4, 4), input_norms=None):
         for ti, line in enumerate(_tile_scores(s, tr, tc)):
             for tj, score in enumerate(line):
                 tiles.append((-score, m, ti, tj))
+    size = sum(s.size for s in sal)
+    if ratio > size:
+        raise ValueError(f"ratio {ratio:g} keeps no weight; the largest ratio is {size}")
     k = max(1, round(len(tiles) / ratio))
     tiles.sort()
     masks = [np.zeros(s.shape, bool) for s in sal]
@@ -315,6 +318,8 @@ def bank_balanced_mask(w, ratio, banks=None, input_norms=None):
     ratio = _ratio(ratio)
     s = saliency(w, input_norms)
     rows, cols = s.shape
+    if ratio > s.size:
+        raise ValueError(f"ratio {ratio:g} keeps no weight; the largest ratio is {s.size}")
     if banks is None:
         banks = max(1, round(cols / (4 * ratio)))
     banks = _positive_int(banks, "banks")
@@ -336,6 +341,8 @@ def nm_mask(w, n, m, input_norms=None):
     most salient weights, ties to the lowest column."""
     n = _positive_int(n, "n")
     m = _positive_int(m, "m")
+    if m < 2 or n >= m:
+        raise ValueError(f"N:M needs 1 <= n < m, got n={n}, m={m}")
     s = saliency(w, input_norms)
     rows, cols = s.shape
     mask = np.zeros((rows, cols), bool)

@@ -186,11 +186,63 @@ def _cmsis(core, layer, calib, shape):
                 values_bytes=r["data_bytes"], index_bytes=0, metadata_bytes=0, params_bytes=0, verified=True)
 
 
+#: rows x cols the kernels take: the C kernels and CMSIS-DSP's arm_matrix_instance_q7 count them in uint16_t
+MAX_DIM = 65535
+#: the largest --spread: row scales exp(spread * N(0, 1)) stay far inside float32 (exp(40 * 2.2) overflows it,
+#: and 512 rows draw |N(0, 1)| above 3 routinely) and the int8 quantization keeps every row distinct enough
+MAX_SPREAD = 10.0
+#: the pruning method behind each pruned kernel (bmwm takes block = ratio, which any ratio > 1 can do)
+_METHODS = {"csr": "irregular", "bsr4x4": "block", "darb_packed": "darb", "darb_unrolled": "darb"}
+
+
+def check_options(shapes, ratios, kernels, seed, spread):
+    """Refuse, before any compiling or QEMU run, what :func:`run` cannot measure; messages name the flags."""
+    from ..errors import DarbgenError
+    from ..pruning.api import reachable_ratio
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DarbgenError(f"--seed must be a whole number >= 0, got {seed!r}")
+    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 <= spread <= MAX_SPREAD:
+        raise DarbgenError(f"--spread must be a number from 0 to {MAX_SPREAD:g} (row scales exp(spread * N(0, 1)); "
+                           f"0: every row alike, default 0.7), got {spread!r}")
+    if not shapes or not ratios:
+        raise DarbgenError("--shapes and --ratios need at least one entry each (like 512x512,512x128 and 4,8,16)")
+    for shape in shapes:
+        if len(shape) != 2 or not all(1 <= d <= MAX_DIM for d in shape):
+            raise DarbgenError(f"--shapes: {'x'.join(map(str, shape))} is not rows x cols of 1 to {MAX_DIM} each "
+                               f"(like 512x128)")
+        rows, cols = shape
+        if "bsr4x4" in kernels and (rows % 4 or cols % 4):
+            raise DarbgenError(f"--shapes: {rows}x{cols}: the bsr4x4 kernel takes whole 4 x 4 blocks, so rows and "
+                               f"columns must be multiples of 4; change the shape or leave bsr4x4 out "
+                               f"of --kernels")
+    for ratio in ratios:
+        if ratio < 2:
+            raise DarbgenError(f"--ratios must be whole numbers >= 2 (16 keeps 1 weight in 16), got {ratio}")
+    for shape in shapes:
+        rows, cols = shape
+        for ratio in ratios:
+            for kernel in kernels:
+                method = _METHODS.get(kernel)
+                if method is None:
+                    continue
+                hi = reachable_ratio(shape, method)[1]
+                if ratio > hi:
+                    raise DarbgenError(f"--ratios {ratio} cannot be reached on {rows}x{cols} by the {kernel} kernel "
+                                       f"({method} pruning reaches at most {hi:g} there); lower --ratios or give "
+                                       f"larger --shapes")
+                if kernel == "bsr4x4" and max(1, round(rows * cols / 16 / ratio)) > MAX_DIM:
+                    raise DarbgenError(f"--shapes: {rows}x{cols} at ratio {ratio} keeps more 4 x 4 blocks than "
+                                       f"bsr4x4's uint16_t row pointers count ({MAX_DIM}); raise --ratios or give "
+                                       f"smaller --shapes")
+
+
 def run(core="cortex-m4", shapes=SHAPES, ratios=RATIOS, kernels=KERNELS, progress=None, seed=0, spread=0.7):
     """Measure every (shape, ratio, kernel) on ``core``; returns the result object."""
     import darbgen
     from ..graph import Dense
 
+    check_options(shapes, ratios, kernels, seed, spread)
     say = progress or (lambda message: None)
     rows = []
     for shape in shapes:
@@ -306,7 +358,7 @@ def main(argv=None):
         result = run(args.core, shapes, ratios, kernels, progress=lambda m: print(m, file=sys.stderr, flush=True),
                      seed=args.seed, spread=args.spread)
     except DarbgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"darbgen: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0

@@ -252,6 +252,22 @@ def _table(r):
     return "\n".join(lines)
 
 
+def check_ratio(ratio, rows, cols):
+    """Refuse, before the matrix is built, a --ratio DARB cannot reach on a ``rows`` x ``cols`` matrix."""
+    import math
+
+    from darbgen.errors import DarbgenError
+    from darbgen.pruning.api import reachable_ratio
+
+    if not math.isfinite(ratio) or ratio <= 1:
+        raise DarbgenError(f"--ratio must be a finite number > 1 (16 keeps 1 weight in 16), got {ratio:g}")
+    hi = reachable_ratio((rows, cols), "darb")[1]
+    if ratio > hi:
+        raise DarbgenError(f"--ratio {ratio:g} cannot be reached by DARB on a {rows} x {cols} matrix, which "
+                           f"reaches at most {hi:g}; lower --ratio or raise --cols")
+    return ratio
+
+
 def main(argv=None):
     """Command line: ``python -m darbgen.bench.prune [--json] [--rows N] ...``."""
     parser = argparse.ArgumentParser(prog="darbgen bench prune",
@@ -277,10 +293,11 @@ def main(argv=None):
     from darbgen.errors import DarbgenError
 
     try:
+        check_ratio(args.ratio, args.rows, args.cols)
         result = run(rows=args.rows, cols=args.cols, ratio=args.ratio, repeats=args.repeats,
                      memory_rows=args.memory_rows, progress=progress)
     except DarbgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"darbgen: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else _table(result))
     return 0

@@ -80,10 +80,25 @@ def check_ratio(ratio, name, method):
     return ratio
 
 
+# The largest block, group, tile side or bank count accepted: the kernels index with fixed-size integers.
+MAX_OPTION = 2**31 - 1
+
+
 def _positive_int(value, what, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DarbgenError(f"{name}: {what} must be a positive integer, got {value!r}")
+    if value > MAX_OPTION:
+        raise DarbgenError(f"{name}: {what} must be at most {MAX_OPTION}, got {value}")
     return int(value)
+
+
+def check_ratio_fits(ratio, size, name):
+    """Refuse a ratio that keeps less than one weight of ``size``: every method keeps at least
+    one, so ``size`` (one weight kept) is the largest ratio there is."""
+    if ratio > size:
+        raise DarbgenError(f"{name}: ratio {ratio:g} keeps no weight; the largest ratio here is {size} "
+                           f"(one weight of {size} kept)")
+    return ratio
 
 
 def _check_options(method, options, name):
@@ -293,6 +308,8 @@ def _prune_group(ws, norms, names, ratio, method, options):
     densities = [None] * len(ws)
     resolved = {}
     requested = ratio
+    if ratio is not None or method not in ("bmwm", "nm"):  # one check of the ratio, for every method
+        ratio = check_ratio_fits(check_ratio(ratio, label, method), sum(w.size for w in ws), label)
     if method == "irregular":
         ratio = check_ratio(ratio, label, method)
         masks = _irregular_masks(ws, norms, ratio, label)
@@ -315,10 +332,11 @@ def _prune_group(ws, norms, names, ratio, method, options):
     elif method == "nm":
         n_keep = _positive_int(options.get("n", 1), "n", label)
         m = _structure_size(options.get("m"), ratio, n_keep, "m", label)
-        if n_keep > m:
-            raise DarbgenError(f"{label}: N:M sparsity needs n <= m, got n={n_keep}, m={m}")
+        if options.get("m") is not None:   # from a ratio, m = n keeps every weight, as bmwm's block 1 does (the
+            _check_nm(n_keep, m, label)    # first steps of a gradual schedule, ratio near 1, prune nothing)
         resolved.update(n=n_keep, m=m)
-        masks = [kernels.segment_top_mask(w, nrm, m, n_keep) for w, nrm in zip(ws, norms)]
+        # a group longer than the row is the row: the same mask, without a buffer of m keys per row
+        masks = [kernels.segment_top_mask(w, nrm, min(m, w.shape[1]), n_keep) for w, nrm in zip(ws, norms)]
         requested = None if ratio is None else float(ratio)
     else:  # bank_balanced
         ratio = check_ratio(ratio, label, method)
@@ -341,6 +359,15 @@ def _prune_group(ws, norms, names, ratio, method, options):
         out[n] = PruneResult(mask=m, ratio=w.size / kept if kept else float("inf"), requested_ratio=requested, block_sizes=b,
                              method=method, options=dict(resolved), densities=d, name=n, kept=kept)
     return out
+
+
+def _check_nm(n, m, name):
+    """N:M keeps n weights of every group of m: it prunes nothing unless n < m (so m >= 2)."""
+    if m < 2:
+        raise DarbgenError(f"{name}: N:M sparsity needs groups of m >= 2 weights, got m={m}; give m= of 2 or more")
+    if n >= m:
+        raise DarbgenError(f"{name}: N:M sparsity keeps n of every m weights and needs n < m, got n={n}, m={m}, "
+                           f"which keeps every weight; lower n= or raise m=")
 
 
 def _structure_size(value, ratio, n_keep, what, name):
