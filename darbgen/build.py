@@ -31,6 +31,10 @@ class Source:
     notes: list = field(default_factory=list)
 
 
+#: the longest a compiled run may be given (seconds): a week
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
 def load(source, allow_pickle=False):
     """A :class:`Source` from a Model, a fitted scikit-learn MLP, a PyTorch
     nn.Module with a ``darbgen_input_shape`` attribute (docs/torch.md), a
@@ -269,8 +273,9 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
             host; in QEMU in proportion to the host's run time of the same
             work, :func:`darbgen.toolchain.cortex_m.run_timeout`).
     """
-    if timeout is not None and not timeout > 0:
-        raise DarbgenError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT):
+        raise DarbgenError(f"timeout= must be a number of seconds above 0 and at most {MAX_TIMEOUT:g} (a week), "
+                           f"got {timeout!r}")
     if out is not None:                 # a bad output folder fails now, not after the build
         from .files import check_out_dir
 

@@ -710,7 +710,8 @@ def _main(argv):
 
         message = str(exc)
         if args.command in ("prune", "build", "demo"):       # the API names its arguments; here they are flags
-            message = re.sub(r"\b(ratio|candidates|layers|prefix|n|m|block|banks)=(?=[\s,.;)]|$)", r"--\1", message)
+            message = re.sub(r"\b(ratio|candidates|layers|prefix|n|m|block|banks|timeout)=(?=[\s,.;)]|$)", r"--\1",
+                             message)
             message = message.replace("refit_alpha=", "--refit-alpha")
             message = re.sub(r"\b(ratio)=(?=[0-9])", r"--\1 ", message)
         # the data's API arguments, named in brackets (darbgen.datacheck), are flags here

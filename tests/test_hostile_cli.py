@@ -159,6 +159,11 @@ CASES = [
          r"bad\.npz: __model__ input_shape \[17\] holds 17 values, but layer 'fc1' takes 64 inputs"),
     Case("generate-layers-do-not-chain", _bad_order,
          r"bad\.npz: layer 'fc2' has 128 outputs, but the next layer 'fc1' takes 64 inputs"),
+    # values that overflowed (OverflowError tracebacks)
+    Case("build-timeout-inf", build_args("--timeout", "inf", "--out", "c"),
+         r"--timeout must be a number of seconds above 0 and at most 604800 \(a week\), got inf"),
+    Case("build-timeout-huge", build_args("--timeout", "1e30", "--out", "c"), r"--timeout .* got 1e\+30"),
+    Case("build-timeout-nan", build_args("--timeout", "nan", "--out", "c"), r"--timeout .* got nan"),
     # messages that name the flag
     Case("build-refit-alpha-zero", build_args("--ratio", "2", "--refit", "--refit-alpha", "0", "--out", "c"),
          r"--refit-alpha must be a finite number > 0 \(the ridge strength\), got 0"),

@@ -174,5 +174,5 @@ def test_a_core_checks_a_sample_within_a_time_out_from_the_hosts_run(rng, gcc, q
 def test_build_rejects_a_bad_timeout(tmp_path):
     from darbgen.build import build
 
-    with pytest.raises(DarbgenError, match="--timeout must be a positive number of seconds"):
+    with pytest.raises(DarbgenError, match=r"timeout= must be a number of seconds above 0 and at most 604800"):
         build("examples/digits_mlp.npz", timeout=0)
