@@ -421,7 +421,7 @@ def cmd_generate(args):
     summary = generate_summary(module, sizes, result, args.out, notes)
     print(to_json(summary) if args.json else _generate_table(summary))
     if result is not None and not result.ok:
-        print("darbgen: error: verification FAILED; the C was written but does not match the reference:\n"
+        print(f"darbgen: error: verification FAILED; the C was written, but {result.headline}:\n"
               + result.describe(), file=sys.stderr)
         return 1
     return 0
@@ -466,7 +466,8 @@ def _generate_table(summary):
         b = r["bytes"]
         v = r.get("verify")
         check = "-" if v is None else (f"ok ({v['vectors']} vectors, max diff {v['max_abs_diff']:g})" if v["ok"]
-                                       else f"FAILED ({v['mismatches']} outputs differ)")
+                                       else f"FAILED ({v['mismatches']} outputs differ)" if v["mismatches"]
+                                       else "FAILED (float64 check)")
         rows.append([r["name"], "x".join(map(str, r["shape"])), r["activation"], f"{r['ratio']:.2f}",
                      str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]),
                      str(r["code_bytes"]), check])
@@ -541,8 +542,8 @@ def _print_build(result, as_json):
 
     print(to_json(result.report) if as_json else build_table(result.report))
     if not result.ok:
-        print("darbgen: error: verification FAILED: the C does not match the reference:\n"
-              + result.verification.describe(), file=sys.stderr)
+        bad = result.verification if not result.verification.ok else result.host_verification
+        print(f"darbgen: error: verification FAILED: {bad.headline}:\n" + bad.describe(), file=sys.stderr)
         return 1
     return 0
 
@@ -572,7 +573,8 @@ def build_table(report):
         b = r["bytes"]
         v = r["verify"]
         blocks = " ".join(f"{k}:{n}" for k, n in r.get("block_sizes", {}).items()) or "-"
-        diff = f"{v['max_abs_diff']:g}" if v["ok"] else f"FAILED ({v['mismatches']} differ)"
+        diff = (f"{v['max_abs_diff']:g}" if v["ok"] else f"FAILED ({v['mismatches']} differ)" if v["mismatches"]
+                else "FAILED (float64 check)")
         rows.append([r["name"], r["kind"] + (f" {r['activation']}" if r.get("activation", "none") != "none" else ""),
                      "x".join(map(str, r["shape"])), f"{r['ratio']:.2f}" if "ratio" in r else "-", blocks,
                      str(b["values"]), str(b["index"]), str(b["metadata"]), str(b["params"]), str(r["code_bytes"])]

@@ -87,3 +87,18 @@ def activate_f32(activation, acc):
 
 
 FLT_MAX = _F(np.finfo(np.float32).max)
+#: float32's smallest normal number, 2^-126. One float32 rounding errs by at most
+#: eps / 2 * max(|value|, FLT_TINY): below FLT_TINY (the subnormals) the spacing
+#: stays 2^-149, so the error no longer shrinks with the value.
+FLT_TINY = float(np.finfo(np.float32).tiny)
+
+
+def subnormal_floor(terms):
+    """The least error scale the float64 check may use for a float32 result
+    summed from ``terms`` products: ``(terms + 2) * FLT_TINY`` (two more
+    roundings for the bias and the activation). Each rounding errs by at most
+    eps / 2 * max(|value|, FLT_TINY), so products in the subnormal range err
+    absolutely, not relative to their (tiny) values: without this floor a layer
+    with denormal weights fails a check its float32 C passes as well as float32
+    can."""
+    return (np.asarray(terms, np.float64) + 2.0) * FLT_TINY

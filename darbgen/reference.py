@@ -27,8 +27,8 @@ from .layers.dense import dense_f32, dense_f64, dense_int
 from .layers.pool import pool
 from .layers.recurrent import recurrent_f32, recurrent_int
 from .layers.softmax import softmax_f32, softmax_int
-from .math_f32 import (EXP_TAYLOR, EXPM1_SMALL, EXPM1_TAYLOR, FLT_MAX, LN2_HI, LN2_LO, LOG2E, QUIET, activate_f32,
-                       expf, expm1f, sigmoidf, tanhf)
+from .math_f32 import (EXP_TAYLOR, EXPM1_SMALL, EXPM1_TAYLOR, FLT_MAX, FLT_TINY, LN2_HI, LN2_LO, LOG2E, QUIET,
+                       activate_f32, expf, expm1f, sigmoidf, subnormal_floor, tanhf)
 from .qmath import lut_s16, requantize_s8, requantize_s16
 
 
@@ -46,7 +46,7 @@ def exact(q, x):
     return kind_of(q).exact(q, x)
 
 
-__all__ = ["EXP_TAYLOR", "EXPM1_SMALL", "EXPM1_TAYLOR", "FLT_MAX", "LN2_HI", "LN2_LO", "LOG2E", "activate_f32",
-           "activate_f64", "dense_f32", "dense_f64", "dense_int", "exact", "expf", "expm1f", "lut_s16", "pool",
-           "recurrent_f32", "recurrent_int", "requantize_s8", "requantize_s16", "run", "sigmoidf", "softmax_f32",
-           "softmax_f64", "softmax_int", "tanhf"]
+__all__ = ["EXP_TAYLOR", "EXPM1_SMALL", "EXPM1_TAYLOR", "FLT_MAX", "FLT_TINY", "LN2_HI", "LN2_LO", "LOG2E",
+           "activate_f32", "activate_f64", "dense_f32", "dense_f64", "dense_int", "exact", "expf", "expm1f", "lut_s16",
+           "pool", "recurrent_f32", "recurrent_int", "requantize_s8", "requantize_s16", "run", "sigmoidf",
+           "softmax_f32", "softmax_f64", "softmax_int", "subnormal_floor", "tanhf"]

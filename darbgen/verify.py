@@ -8,7 +8,11 @@ inputs and compares each output with :mod:`darbgen.reference`:
 * int8 / int16: bit-exact with the integer reference;
 * float32: bit-exact with the order-matched float32 reference, and within
   ``1e-5`` relative of the exact (float64) result, relative to
-  ``max(|exact|, sum |w| |x| + |b|)``, the scale of float32 rounding.
+  ``max(|exact|, sum |w| |x| + |b|)``, the scale of float32 rounding, which is
+  never below :func:`~darbgen.math_f32.subnormal_floor` (among the subnormals
+  float32 rounds absolutely): :func:`float64_check`. That second check guards
+  the reference itself; a layer whose float32 sums overflow on the inputs is
+  refused before anything is compiled (:func:`check_float32_overflow`).
 
 :func:`measure` compiles each generated file alone and reads its code and data
 bytes from the object file.
@@ -25,6 +29,7 @@ import numpy as np
 from .codegen.harness import harness_table
 from .errors import DarbgenError
 from .layers import kind_of
+from .math_f32 import FLT_MAX, subnormal_floor
 from .resources import runtime_c_dir
 from .toolchain import cortex_m, host
 
@@ -49,9 +54,21 @@ class LayerCheck:
     rtol: float = FLOAT_RTOL        # the tolerance max_rel_f64 must meet
 
     @property
+    def within_f64(self):
+        """The float64 check passed (always, for integer types)."""
+        return self.max_rel_f64 is None or self.max_rel_f64 <= self.rtol
+
+    @property
     def ok(self):
-        within = self.max_rel_f64 is None or self.max_rel_f64 <= self.rtol
-        return self.mismatches == 0 and within
+        return self.mismatches == 0 and self.within_f64
+
+    @property
+    def status(self):
+        """"ok", "MISMATCH" (outputs differ from the reference) or "float64 check FAILED"
+        (the C equals the reference, but the reference is too far from the float64 result)."""
+        if self.mismatches:
+            return "MISMATCH"
+        return "ok" if self.within_f64 else "float64 check FAILED"
 
 
 @dataclass
@@ -78,16 +95,29 @@ class VerifyResult:
     def max_abs_diff(self):
         return max((c.max_abs_diff for c in self.layers), default=0.0)
 
+    @property
+    def headline(self):
+        """What failed, in words for a message's head ("" when everything passed)."""
+        if self.ok:
+            return ""
+        if any(c.mismatches for c in self.layers):
+            return "generated C does not match the reference"
+        return ("the C matches the reference bit for bit, but the float32 reference fails its float64 check "
+                "(it is further from the exact result than float32 rounding explains)")
+
     def describe(self):
         """One line per layer, for messages."""
         lines = []
         for c in self.layers:
             rel = "" if c.max_rel_f64 is None else f", max relative error vs float64 {c.max_rel_f64:.2e}"
-            state = "ok" if c.ok else "MISMATCH"
-            lines.append(f"{c.name}: {state}: {c.vectors} vectors, {c.mismatches} outputs differ, "
+            lines.append(f"{c.name}: {c.status}: {c.vectors} vectors, {c.mismatches} outputs differ, "
                          f"max |C - reference| {c.max_abs_diff:g}{rel}")
             if c.first_mismatch:
                 lines.append(f"  first difference: {c.first_mismatch}")
+            elif not c.within_f64:
+                lines.append(f"  the C equals the float32 reference, which is {c.max_rel_f64:.2e} (relative to the "
+                             f"rounding scale) from the float64 result, above the {c.rtol:g} allowed: the reference "
+                             f"itself is wrong")
         return "\n".join(lines)
 
 
@@ -95,7 +125,7 @@ class VerificationError(DarbgenError):
     """Generated C and reference disagree; ``.result`` holds the details."""
 
     def __init__(self, result):
-        super().__init__("generated C does not match the reference:\n" + result.describe())
+        super().__init__((result.headline or "verification failed") + ":\n" + result.describe())
         self.result = result
 
 
@@ -177,17 +207,74 @@ def _run_target(elf, core, folder, inputs, timeout, trace=None):
     return (folder / "outputs.bin").read_bytes(), [int(v) for v in stack]
 
 
-def _compare(unit, x, got):
-    want = unit.reference(x)
+def float64_check(got, exact, scale, floor=0.0):
+    """The float64 check of float32 outputs: per output, ``|got - exact|`` relative
+    to ``max(scale, floor)`` (``scale``: the rounding scale a reference's
+    :meth:`~darbgen.layers.base.LayerKind.exact` gives, ``floor``: at least
+    that of :func:`~darbgen.math_f32.subnormal_floor`). An exact result beyond
+    float32's range is rightly ``inf`` of its sign and counts 0; NaN where the
+    float64 result is a number is ``inf``. A result within ``rtol`` passes."""
+    got = np.asarray(got, np.float64)
+    exact = np.asarray(exact, np.float64)
+    scale = np.maximum(np.maximum(np.abs(exact), np.asarray(scale, np.float64)), floor)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rel = np.abs(got - exact) / np.where(scale > 0, scale, 1.0)
+        overflow = np.isinf(got) & (np.abs(exact) > float(FLT_MAX)) & (np.sign(got) == np.sign(exact))
+        rel = np.where(overflow, 0.0, rel)
+        rel = np.where(np.isnan(rel) & ~np.isnan(exact), np.inf, rel)
+    return rel
+
+
+def _finite_rows(x):
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        return np.ones(x.shape[0], bool)
+    return np.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
+
+
+def check_float32_overflow(unit, x, want=None, exact=None):
+    """Refuse (DarbgenError) a float32 unit whose float32 reference gives inf or
+    NaN on finite inputs ``x`` where the float64 result is a number within
+    float32's range (or of the other sign): its sums overflowed, so the C computes
+    inf / NaN, which is neither a C bug nor a reference bug. Names the first op
+    of a whole model that overflows. Returns ``(want, exact)`` for reuse."""
+    with np.errstate(over="ignore", invalid="ignore"):         # overflow is what this looks for
+        want = unit.reference(x) if want is None else want
+        exact = unit.exact(x) if exact is None else exact
+    y = np.asarray(exact[0], np.float64)
+    w = np.asarray(want)
+    with np.errstate(invalid="ignore"):
+        rightly_inf = np.isinf(w) & (np.abs(y) > float(FLT_MAX)) & (np.sign(w) == np.sign(y))
+    bad = _finite_rows(x)[:, None] & ~np.isfinite(w) & ~np.isnan(y) & ~rightly_inf
+    if not bad.any():
+        return want, exact
+    name, where = unit.name, "its"
+    ops = getattr(unit, "ops", None)
+    if ops:                                         # the whole model: find the op whose sums overflow
+        v = np.asarray(x)[_finite_rows(x)]
+        for g in ops:
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = g.reference(v)
+            if not np.all(np.isfinite(v)):
+                name, where = f"{g.name} (in the whole model)", "the model's"
+                break
+    v, r = (int(i) for i in np.argwhere(bad)[0])
+    peak = float(np.max(np.abs(np.where(np.isnan(y), 0.0, y))))
+    raise DarbgenError(
+        f"{name}: float32 overflows on {where} verification inputs: {int(bad.sum())} outputs come out "
+        f"{w[v, r]} where the float64 result is a number (largest |output| {peak:.3g}; float32 ends at "
+        f"{float(FLT_MAX):.3g}), so the C would compute inf or NaN; scale the layer's weights down or verify "
+        f"with smaller inputs")
+
+
+def _compare(unit, x, got, want=None, exact=None):
+    want = unit.reference(x) if want is None else want
     if unit.dtype == "float32":
         same = got.view(np.uint32) == want.view(np.uint32)
-        diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-        exact, magnitude = unit.exact(x)
-        scale = np.maximum(np.abs(exact), magnitude)
-        rel = np.abs(got.astype(np.float64) - exact) / np.where(scale > 0, scale, 1.0)
-        # an exact result beyond float32's range is rightly inf in float32
-        overflow = np.isinf(got) & (np.abs(exact) > np.finfo(np.float32).max) & (np.sign(got) == np.sign(exact))
-        rel = np.where(overflow, 0.0, rel)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(same, 0.0, np.abs(got.astype(np.float64) - want.astype(np.float64)))
+        y, magnitude = unit.exact(x) if exact is None else exact
+        rel = float64_check(got, y, magnitude, subnormal_floor(unit.layer.in_size))
         max_rel = float(np.max(rel)) if rel.size else 0.0
     else:
         same = got == want
@@ -281,6 +368,9 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
             timeout = cortex_m.run_timeout(sample.run_seconds * sum(len(x) for x in vectors) / max(total, 1))
     if target != "host" and sanitize:
         raise DarbgenError("the sanitizers run on the host only; verify with sanitize on the host, then on the target")
+    # the references first: a float32 unit that overflows is refused before anything compiles
+    expected = [check_float32_overflow(g, x) if g.dtype == "float32" else (g.reference(x), None)
+                for g, x in zip(units, vectors)]
     stack = None
     with tempfile.TemporaryDirectory(prefix="darbgen-verify-") as tmp:
         folder = Path(keep_dir) if keep_dir else Path(tmp)
@@ -299,12 +389,12 @@ def verify(module, inputs=None, *, n_random=32, seed=0, sanitize=False, cc=None,
     checks = []
     outputs = {}
     pos = 0
-    for g, x in zip(units, vectors):
+    for g, x, (want, exact) in zip(units, vectors, expected):
         n = x.shape[0] * g.layer.out_size
         dt = _NP[g.dtype]
         got = np.frombuffer(raw, dtype=dt, count=n, offset=pos).reshape(x.shape[0], g.layer.out_size)
         pos += n * np.dtype(dt).itemsize
-        checks.append(_compare(g, x, got))
+        checks.append(_compare(g, x, got, want, exact))
         outputs[g.name] = got
     if pos != len(raw):
         raise DarbgenError(f"the harness wrote {len(raw)} bytes, expected {pos}")

@@ -17,6 +17,9 @@ import numpy as np
 from ..errors import DarbgenError
 
 _NP = {"int8": np.int8, "int16": np.int16, "float32": np.float32}
+#: the largest |input| of float32 verification inputs (:func:`make_inputs`); a float32 layer whose sums
+#: could leave float32's range on such inputs is refused (:func:`darbgen.layers.dense.check_float32_range`)
+F32_INPUT_MAX = 100.0
 
 
 class LayerKind:
@@ -130,8 +133,9 @@ def make_inputs(q, n_random=32, seed=0, w=None):
     if q.dtype == "float32":
         vecs = [rng.standard_normal(cols) for _ in range(n_random // 2)]
         vecs += [rng.uniform(-1, 1, cols) for _ in range(n_random - n_random // 2)]
-        vecs += [np.zeros(cols), np.ones(cols), -np.ones(cols), np.full(cols, 100.0), np.full(cols, -100.0)]
-        vecs += _sign_patterns(w, -3.0, 3.0, rows) + _sign_patterns(w, -100.0, 100.0, rows[:1])
+        vecs += [np.zeros(cols), np.ones(cols), -np.ones(cols), np.full(cols, F32_INPUT_MAX),
+                 np.full(cols, -F32_INPUT_MAX)]
+        vecs += _sign_patterns(w, -3.0, 3.0, rows) + _sign_patterns(w, -F32_INPUT_MAX, F32_INPUT_MAX, rows[:1])
         return np.asarray(vecs, np.float32)
     lo, hi = q.input.qmin, q.input.qmax
     zp = q.input.zero_point

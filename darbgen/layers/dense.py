@@ -18,11 +18,11 @@ from ..activations import activate_f64
 from ..codegen.layer import layer_context, layer_kernel
 from ..errors import DarbgenError
 from ..graph import Dense
-from ..math_f32 import QUIET, activate_f32
+from ..math_f32 import FLT_MAX, QUIET, activate_f32, subnormal_floor
 from ..qmath import (BIAS_LIMIT, DTYPES, INT32_MAX, LUT_INPUT_LIMIT, LUT_OUTPUT, TensorQuant, activation_lut,
                      lut_s16, quantize_multiplier, quantize_weights, requantize_s8, requantize_s16, round_half_away,
                      tensor_quant)
-from .base import LayerKind, block_size_histogram, check_inputs
+from .base import F32_INPUT_MAX, LayerKind, block_size_histogram, check_inputs
 
 _F = np.float32
 
@@ -75,6 +75,31 @@ class QuantizedDense:
         return min(before, after)
 
 
+def check_float32_range(name, weight, bias, input_max=F32_INPUT_MAX):
+    """Refuse a float32 matrix whose sums could leave float32's range.
+
+    On inputs up to ``input_max`` in magnitude (the verification inputs' largest,
+    :data:`~darbgen.layers.base.F32_INPUT_MAX`) every product and partial sum
+    of row r stays within ``|b_r| + input_max * sum_j |w_rj|``; when that bound
+    (with room for the roundings) passes float32's largest value the C can
+    compute inf, and inf - inf = NaN, so neither the C nor its check would mean
+    anything. int8 / int16 layers scale their weights instead and do not need this.
+    """
+    w = np.abs(np.asarray(weight, np.float64))
+    if w.size == 0:
+        return
+    bound = np.abs(np.asarray(bias, np.float64)) + input_max * w.sum(axis=1)
+    bound = bound * (1.0 + (w.shape[1] + 1) * 2.0 ** -24)         # each rounding may grow a partial sum
+    if np.all(bound <= float(FLT_MAX)):
+        return
+    r = int(np.argmax(bound))
+    raise DarbgenError(
+        f"{name}: float32 cannot hold this layer's sums: |bias| + {input_max:g} x sum|weights| of row {r} is "
+        f"{bound[r]:.3g}, beyond float32's largest value {float(FLT_MAX):.3g} (inputs up to {input_max:g} are "
+        f"verified), so the C would compute inf or NaN; scale the weights down (largest |weight| "
+        f"{float(w.max()):.3g}) or fix the model")
+
+
 def quantize_dense(layer, dtype, input_quant=None, output_range=None, pre_range=None):
     """Quantize one dense layer.
 
@@ -90,6 +115,7 @@ def quantize_dense(layer, dtype, input_quant=None, output_range=None, pre_range=
     if dtype not in DTYPES:
         raise DarbgenError(f"{layer.name}: unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if dtype == "float32":
+        check_float32_range(layer.name, layer.weight, layer.bias)
         return QuantizedDense(layer, "float32", layer.weight.copy(), layer.bias.copy())
     if input_quant is None or input_quant.dtype != dtype:
         raise DarbgenError(f"{layer.name}: {dtype} needs the input's {dtype} quantization (from calibration data)")
@@ -210,13 +236,15 @@ def dense_f32(q, x, all_columns=False):
 @QUIET
 def dense_f64(q, x):
     """The float32 layer computed exactly (float64), for the tolerance check;
-    also returns sum |w| |x| + |b| per output, the scale of rounding errors."""
+    also returns sum |w| |x| + |b| per output, the scale of rounding errors,
+    plus :func:`~darbgen.math_f32.subnormal_floor` of the row's products
+    (below float32's smallest normal the roundings err absolutely)."""
     x = check_inputs(q, x).astype(np.float64)
     p = _patches(q, x, 0.0)
     w = q.weight.astype(np.float64)
     b = q.bias.astype(np.float64)
     pre = p @ w.T + b
-    magnitude = np.abs(p) @ np.abs(w).T + np.abs(b)
+    magnitude = np.abs(p) @ np.abs(w).T + np.abs(b) + subnormal_floor(w.shape[1])
     return _channels_first(activate_f64(q.layer.activation, pre)), _channels_first(magnitude)
 
 

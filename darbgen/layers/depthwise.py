@@ -16,7 +16,7 @@ import numpy as np
 from ..codegen.cformat import BIAS_CTYPE, CArray, CTYPES, SUFFIX
 from ..codegen.layer import ACTIVATION_ENUM, geometry_fields, param_arrays, quant_macros, scale_mask
 from ..graph import DepthwiseOp
-from ..math_f32 import QUIET, activate_f32
+from ..math_f32 import QUIET, activate_f32, subnormal_floor
 from ..activations import activate_f64
 from ..qmath import lut_s16, requantize_s16, requantize_s8
 from .base import LayerKind, check_inputs
@@ -62,12 +62,13 @@ def depthwise_f32(q, x):
 
 @QUIET
 def depthwise_f64(q, x):
-    """The exact result and sum |w| |x| + |b| per output (the scale of float32 rounding)."""
+    """The exact result and sum |w| |x| + |b| per output (the scale of float32 rounding), plus
+    :func:`~darbgen.math_f32.subnormal_floor` of the taps."""
     x = check_inputs(q, x).astype(np.float64)
     v = q.layer.windows(x, 0.0)
     w, b = q.weight.astype(np.float64), q.bias.astype(np.float64)[None, :, None]
     pre = np.einsum("ncpt,ct->ncp", v, w) + b
-    magnitude = np.einsum("ncpt,ct->ncp", np.abs(v), np.abs(w)) + np.abs(b)
+    magnitude = np.einsum("ncpt,ct->ncp", np.abs(v), np.abs(w)) + np.abs(b) + subnormal_floor(w.shape[1])
     return _out(activate_f64(q.layer.activation, pre)), _out(magnitude)
 
 

@@ -13,7 +13,7 @@ from ..codegen.cformat import CTYPES, SUFFIX
 from ..codegen.layer import geometry_fields, quant_macros
 from ..errors import DarbgenError
 from ..graph import PoolOp
-from ..math_f32 import FLT_MAX, QUIET
+from ..math_f32 import FLT_MAX, QUIET, subnormal_floor
 from ..qmath import TensorQuant
 from .base import LayerKind, check_inputs
 
@@ -92,14 +92,19 @@ class PoolKind(LayerKind):
     def run(self, q, x, kernel="packed"):
         return pool(q, x)
 
+    @staticmethod
+    def _floor(q):
+        # an average's sum and division round (absolutely, among the subnormals)
+        return subnormal_floor(int(np.prod(q.layer.kernel_size))) if q.layer.kind == "avg" else 0.0
+
     @QUIET
     def exact(self, q, x):
         x = np.asarray(x, np.float64)
-        return q.layer.forward_f64(x)[1], q.layer.forward_f64(np.abs(x))[1]
+        return q.layer.forward_f64(x)[1], q.layer.forward_f64(np.abs(x))[1] + self._floor(q)
 
     def propagate_exact(self, q, y, scale):
         # the errors are pooled with the values
-        return q.layer.forward_f64(y)[1], q.layer.forward_f64(scale)[1]
+        return q.layer.forward_f64(y)[1], q.layer.forward_f64(scale)[1] + self._floor(q)
 
     def emit(self, q, sym, e):
         ctx, _ = pool_context(q, sym, e.prefix)
