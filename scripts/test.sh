@@ -2,8 +2,15 @@
 # Run darbgen's tests against the package installed by scripts/setup.sh.
 #
 #   bash scripts/test.sh              the fast default: every test not marked slow, on 2 processes
-#   bash scripts/test.sh --all        every test (what CI runs; also DARBGEN_TEST_ALL=1)
+#                                     (about 4 minutes on 2 cores): each code path once, on one core of
+#                                     each kind, in the dtypes and sizes no other default test covers
+#   bash scripts/test.sh --all        every test, the slow ones too (what CI runs; also
+#                                     DARBGEN_TEST_ALL=1): every core, dtype, model file and full-size
+#                                     variant, framework round trips, benchmarks, experiments
 #   bash scripts/test.sh -k formats   extra arguments go to pytest
+#
+# A test is marked slow (pytest.mark.slow, pyproject.toml) only when a faster default test covers
+# the same code; `pytest -m slow` runs just those.
 #
 # The first run installs the test extra (pytest, hypothesis and the frameworks the
 # importer tests compare with: PyTorch, Keras, JAX, ONNX, TFLite Micro, ...) into the

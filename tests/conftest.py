@@ -1,9 +1,17 @@
 """Shared fixtures and hypothesis settings."""
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# Under pytest-xdist (scripts/test.sh runs 2 workers on a 2-core machine) each worker gets one core: one BLAS /
+# OpenMP thread a worker. More threads only oversubscribe the cores, and OpenBLAS's spinning threads then cost
+# more than they give (the AD autoencoder's refit took 17 s with two threads a worker, 7 s with one). Set before
+# NumPy (and torch) are imported; a value already in the environment wins.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # CI runs more examples; a developer's quick run fewer.
 settings.register_profile("ci", max_examples=60, deadline=None,
@@ -11,6 +19,14 @@ settings.register_profile("ci", max_examples=60, deadline=None,
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def slow_except(values, fast):
+    """Parametrize ``values`` so that only the ones in ``fast`` run by default; the others are marked slow
+    and run in the full suite (CI, ``bash scripts/test.sh --all``). A tuple value is one case of a
+    several-argument parametrize."""
+    return [v if v in fast else pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow)
+            for v in values]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from darbgen.bench import mcu
 from darbgen.errors import DarbgenError
 
 
+@pytest.mark.slow          # every kernel of the benchmark compiled and counted in QEMU (a benchmark's own test)
 def test_every_kernel_on_a_small_layer(qemu, capsys):
     try:
         from darbgen.bench.cmsis import fetch_cmsis_dsp

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import slow_except
 from darbgen.toolchain import cortex_m
 
 from darbgen.bench import model as bm
@@ -182,6 +183,7 @@ def test_residual_model_cmsis_nn_equals_darbgen_on_cortex_m4(small_models, cmsis
     assert "darbgen 2x" in text and "RAM: stack" in text and "flash: code" in text
 
 
+@pytest.mark.slow          # the residual model's benchmark again, against count_instructions op by op
 def test_darbgen_op_counts_equal_count_instructions(small_models, cmsis_nn):
     """The benchmark counts darbgen's ops on the model's own tensors; verify.count_instructions counts each op on
     random inputs: the same figures where the kernels do not depend on the data."""
@@ -200,7 +202,7 @@ def test_darbgen_op_counts_equal_count_instructions(small_models, cmsis_nn):
     assert abs(counted.instructions["(model)"] - result["darbgen"][0]["instructions"]) < 2000
 
 
-@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("core", slow_except(["cortex-m4", "cortex-m55"], {"cortex-m4"}))
 def test_fully_connected_variants_as_tflm_calls_them(small_models, cmsis_nn, core):
     """keep_num_dims FC (per-tensor, through arm_convolve_1x1_s8_fast with TFLM's per-channel copies), per-channel
     FC, max pooling; on the M55 the FC kernel sums TFLM computes at Prepare (persistent RAM)."""
@@ -235,6 +237,7 @@ def test_a_wrong_cmsis_nn_argument_is_caught_at_its_layer(small_models, cmsis_nn
         bm.run_cmsis_nn(qg, "cortex-m4", cmsis_nn, x, tmp_path)
 
 
+@pytest.mark.slow          # the residual model's benchmark again, through the CLI
 def test_json_through_the_cli(small_models, cmsis_nn, capsys):
     from darbgen.cli import main
 
@@ -247,6 +250,7 @@ def test_json_through_the_cli(small_models, cmsis_nn, capsys):
     assert "counting instructions" in out.err              # progress on stderr
 
 
+@pytest.mark.slow          # the full KWS benchmark; the small models above check CMSIS-NN against darbgen fast
 def test_kws_on_cortex_m4_matches_the_measured_cmsis_nn_figures(cmsis_nn):
     """The KWS DS-CNN: CMSIS-NN equals darbgen unpruned bit for bit; its counts equal those measured independently
     in ../shared/third_party/README.md (7,692,370; conv 10x4 3.49 instructions a MAC, depthwise 7.79, pointwise

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import darbgen
+from conftest import slow_except
 from darbgen.build import build, load, predict
 from darbgen.cli import main
 from darbgen.errors import DarbgenError
@@ -53,13 +54,16 @@ def test_pruned_digits_c_agrees_with_pruned_float(dtype, gcc):
     assert report["flash_bytes"] > sum(layer["bytes"]["values"] for layer in report["layers"])
 
 
-def test_every_method_and_kernel_builds(gcc):
-    for method, kernel in (("irregular", "csr"), ("bmwm", "unrolled"), ("nm", "dense"), ("block", "packed")):
-        r = build(EXAMPLE, ratio=2, method=method, kernel=kernel, dtype="int8")
-        assert r.ok
-        if method == "block":
-            assert {layer["kernel"] for layer in r.report["layers"][:3]} == {"csr"}
-            assert any("csr kernel" in n for n in r.report["notes"])
+# the unrolled kernel on the digits MLP compiles slowly: test_cortex_m's instruction counts build it by default
+@pytest.mark.parametrize("method,kernel", slow_except(
+    [("irregular", "csr"), ("bmwm", "unrolled"), ("nm", "dense"), ("block", "packed")],
+    {("irregular", "csr"), ("nm", "dense"), ("block", "packed")}))
+def test_every_method_and_kernel_builds(gcc, method, kernel):
+    r = build(EXAMPLE, ratio=2, method=method, kernel=kernel, dtype="int8")
+    assert r.ok
+    if method == "block":
+        assert {layer["kernel"] for layer in r.report["layers"][:3]} == {"csr"}
+        assert any("csr kernel" in n for n in r.report["notes"])
 
 
 def test_build_without_pruning_uses_the_dense_kernel(gcc):

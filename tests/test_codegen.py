@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import darbgen
+from conftest import slow_except
 from darbgen.codegen import KERNELS, c_identifier, generate, unique_identifiers
 from darbgen.errors import DarbgenError
 from darbgen.files import MARKER
@@ -157,7 +158,8 @@ def _compile_all(module, folder, compiler, extra):
                    check=True, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+# int8 by default; int16 and float32 (compiled and run on cores by test_cortex_m by default) in the full run
+@pytest.mark.parametrize("dtype", slow_except(DTYPES, {"int8"}))
 def test_every_kernel_compiles_strictly_on_host_and_cortex_m(rng, tmp_path, dtype, gcc, arm_gcc):
     layers = [pruned_layer(rng, act=a, name=f"l_{a}", cols=37 if i == 0 else 24) for i, a in
               enumerate(("relu", "none", "relu6", "sigmoid", "tanh"))]

@@ -4,6 +4,7 @@ and hangs end a run with a clear error."""
 import numpy as np
 import pytest
 
+from conftest import slow_except
 import darbgen
 from darbgen.build import build, load
 from darbgen.codegen import generate
@@ -23,7 +24,7 @@ def digits():
     return pruned, src.calib
 
 
-@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("core", slow_except(CORES, {"cortex-m4"}))     # test_build_cli_target_json: M0+, M55
 def test_demo_model_builds_and_verifies_on_every_core(qemu, core):
     """darbgen build --target <core> on the bundled digits MLP (the demo's
     settings): every layer and the whole model bit-exact in QEMU, the test
@@ -49,8 +50,10 @@ def mixed_model(rng):
                                        Dense("fc", 0.3 * rng.standard_normal((5, 64))), Activation("s", "softmax")])
 
 
-@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m7", "cortex-m55"])
-@pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
+# by default each core once and each dtype once; every pair in the full run
+@pytest.mark.parametrize("dtype,core", slow_except(
+    [(dtype, core) for core in ("cortex-m0plus", "cortex-m7", "cortex-m55") for dtype in ("int8", "int16", "float32")],
+    {("int8", "cortex-m0plus"), ("float32", "cortex-m7"), ("int16", "cortex-m55")}))
 def test_every_dtype_and_kernel_kind_on_target(rng, qemu, core, dtype):
     """Convolution, pooling, dense, softmax and a recurrent model, in each
     dtype, bit-exact on a core without FPU, one with, and one with MVE."""
@@ -66,6 +69,7 @@ def test_every_dtype_and_kernel_kind_on_target(rng, qemu, core, dtype):
     assert result.ok, result.describe()
 
 
+@pytest.mark.slow   # the unrolled digits MLP compiles slowly; the demo test checks the counts add up by default
 def test_instruction_counts_are_exact_and_repeatable(digits, qemu):
     pruned, calib = digits
     module = generate(pruned, dtype="int8", kernel="packed", prefix="digits", calib=calib)
@@ -159,7 +163,7 @@ def test_packed_int8_every_offset_width(rng, gcc, qemu):
     assert verify(module, target="cortex-m55", n_random=6).ok                      # the MVE gather loop
 
 
-@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55", "cortex-m3"])
+@pytest.mark.parametrize("core", slow_except(["cortex-m4", "cortex-m55", "cortex-m3"], {"cortex-m4", "cortex-m3"}))
 def test_dense_int8_dsp_path_matches(rng, qemu, core):
     """The two-row SMLAD loop (DSP cores) and the plain loop, with column and
     row counts that leave tails, bit-exact with the reference."""
@@ -196,7 +200,7 @@ def test_compact_packed_kernel(rng, qemu, gcc):
     assert sizes[1] < 1024 < 4 * 1024 < sizes[0]
 
 
-@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m55", "cortex-m0plus"])
+@pytest.mark.parametrize("core", slow_except(["cortex-m4", "cortex-m55", "cortex-m0plus"], {"cortex-m4", "cortex-m55"}))
 def test_runtime_compiles_without_optimization(core, tmp_path, arm_gcc):
     """Every runtime kernel compiles with the strict flags at -O0 and -Og too (a firmware engineer's debug
     build): the assembly paths that need an optimizing build's free registers step aside there."""

@@ -33,7 +33,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import need_tool
+from conftest import need_tool, slow_except
 from darbgen.errors import DarbgenError
 from darbgen.ops.depthwise import DepthwiseGeometry, depthwise_int8
 from darbgen.quantize import quantize_multiplier
@@ -519,12 +519,15 @@ def test_host_bit_exact_under_sanitizers(tmp_path, extra):
 
 
 # M3: plain C blocks; M4, M7, M33: DSP; M55: MVE; M0+ and -DDARB_COMPACT: the general loop only.
+#: the cores the default run uses, one of each path: portable, DSP, MVE
+FAST_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m55")
 TARGETS = [("cortex-m0plus", (), 300), ("cortex-m3", (), 200), ("cortex-m4", (), 600), ("cortex-m7", (), 200),
            ("cortex-m33", (), 200), ("cortex-m55", (), 600), ("cortex-m4", ("-DDARB_COMPACT",), 200),
            ("cortex-m55", ("-DDARB_COMPACT",), 200)]
 
 
-@pytest.mark.parametrize("core, extra, count", TARGETS,
+# by default one core of each path (portable, DSP, MVE; compact: the host test); every one in the full run
+@pytest.mark.parametrize("core, extra, count", slow_except(TARGETS, {t for t in TARGETS if t[0] in FAST_CORES and not t[1]}),
                          ids=[c[len("cortex-"):] + ("-compact" if e else "") for c, e, _ in TARGETS])
 def test_target_bit_exact_in_qemu(tmp_path, qemu, core, extra, count):
     run_target(tmp_path, core, all_cases(sum(map(ord, core)) + len(extra), count), extra)
@@ -534,7 +537,7 @@ def test_target_bit_exact_in_qemu(tmp_path, qemu, core, extra, count):
 PLANE_TARGETS = [("cortex-m4", 500), ("cortex-m7", 150), ("cortex-m33", 150), ("cortex-m55", 500)]
 
 
-@pytest.mark.parametrize("core, count", PLANE_TARGETS, ids=[c[len("cortex-"):] for c, _ in PLANE_TARGETS])
+@pytest.mark.parametrize("core, count", slow_except(PLANE_TARGETS, {t for t in PLANE_TARGETS if t[0] in FAST_CORES}), ids=[c[len("cortex-"):] for c, _ in PLANE_TARGETS])
 def test_plane_path_bit_exact_in_qemu(tmp_path, qemu, core, count):
     rng = np.random.default_rng(sum(map(ord, core)) + 14)
     run_target(tmp_path, core, plane_edge_cases(rng) + [plane_case(rng) for _ in range(count)])

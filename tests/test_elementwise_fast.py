@@ -31,7 +31,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import need_tool
+from conftest import need_tool, slow_except
 from darbgen.errors import DarbgenError
 from darbgen.ops import elementwise as ew
 from darbgen.ops import pool
@@ -639,12 +639,16 @@ def test_host_bit_exact_under_sanitizers(tmp_path, extra):
 
 # M0+ and M3: the scalar ADD loop with 64-bit products, the general pooling loops; M4 (and M7, M33): SMMLAR,
 # SXTAB16, SSUB8 + SEL; M55: MVE; -DDARB_COMPACT: the general loops only.
+#: the cores the default run uses, one of each path: portable, DSP, MVE
+FAST_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m55")
 TARGETS = [("cortex-m0plus", (), 150, 100, 2), ("cortex-m3", (), 300, 150, 3), ("cortex-m4", (), 600, 400, 6),
            ("cortex-m7", (), 200, 150, 2), ("cortex-m33", (), 200, 150, 2), ("cortex-m55", (), 600, 400, 6),
            ("cortex-m4", ("-DDARB_COMPACT",), 150, 100, 2), ("cortex-m55", ("-DDARB_COMPACT",), 150, 100, 2)]
 
 
-@pytest.mark.parametrize("core, extra, n_add, n_pool, pairs", TARGETS,
+# by default one core of each path (portable, DSP, MVE; compact: the host test); every one in the full run
+@pytest.mark.parametrize("core, extra, n_add, n_pool, pairs",
+                         slow_except(TARGETS, {t for t in TARGETS if t[0] in FAST_CORES and not t[1]}),
                          ids=[c[len("cortex-"):] + ("-compact" if e else "") for c, e, *_ in TARGETS])
 def test_target_bit_exact_in_qemu(tmp_path, qemu, core, extra, n_add, n_pool, pairs):
     run_target(tmp_path, core, all_cases(sum(map(ord, core)) + len(extra), n_add, n_pool, pairs), extra)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import slow_except
 from darbgen.codegen.cformat import c_initializer
 from darbgen.codegen.layer import OFFSET_TAIL_BYTES
 from darbgen.formats import encode
@@ -326,10 +327,12 @@ def test_host_sanitized(gcc):
         check(cases, outs, f"host {' '.join(flags)}")
 
 
-@pytest.mark.parametrize("core, flags", [("cortex-m0plus", ()), ("cortex-m3", ()), ("cortex-m4", ()),
-                                         ("cortex-m7", ()), ("cortex-m33", ()), ("cortex-m55", ()),
-                                         ("cortex-m4", ("-DDARB_COMPACT",)), ("cortex-m55", ("-DDARB_COMPACT",)),
-                                         ("cortex-m4", ("-O0",)), ("cortex-m55", ("-O0",))])
+# by default one core of each path (portable, DSP, MVE; compact: test_host_sanitized); every one in the full run
+@pytest.mark.parametrize("core, flags", slow_except([("cortex-m0plus", ()), ("cortex-m3", ()), ("cortex-m4", ()),
+                                                     ("cortex-m7", ()), ("cortex-m33", ()), ("cortex-m55", ()),
+                                                     ("cortex-m4", ("-DDARB_COMPACT",)),
+                                                     ("cortex-m55", ("-DDARB_COMPACT",)),
+                                                     ("cortex-m4", ("-O0",)), ("cortex-m55", ("-O0",))], {("cortex-m0plus", ()), ("cortex-m4", ()), ("cortex-m55", ())}))
 def test_on_target(qemu, core, flags):
     """Every path on its core in QEMU: portable (M0+, M3), DSP (M4, M7, M33), MVE (M55), compact, and at -O0 the C
     loops that stand in for the asm ones."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import slow_except
 from darbgen.codegen.cformat import c_initializer
 from darbgen.codegen.layer import OFFSET_TAIL_BYTES
 from darbgen.formats import encode
@@ -260,9 +261,11 @@ def test_host_sanitized(gcc):
         check(cases, outs, f"host {' '.join(flags)}")
 
 
-@pytest.mark.parametrize("core, flags", [("cortex-m0plus", ()), ("cortex-m3", ()), ("cortex-m4", ()),
-                                         ("cortex-m7", ()), ("cortex-m33", ()), ("cortex-m55", ()),
-                                         ("cortex-m4", ("-DDARB_COMPACT",)), ("cortex-m55", ("-DDARB_COMPACT",))])
+# by default one core of each path (portable, SMLAxB, MVE; compact: test_host_sanitized); every one in the full run
+@pytest.mark.parametrize("core, flags", slow_except([("cortex-m0plus", ()), ("cortex-m3", ()), ("cortex-m4", ()),
+                                                     ("cortex-m7", ()), ("cortex-m33", ()), ("cortex-m55", ()),
+                                                     ("cortex-m4", ("-DDARB_COMPACT",)),
+                                                     ("cortex-m55", ("-DDARB_COMPACT",))], {("cortex-m0plus", ()), ("cortex-m4", ()), ("cortex-m55", ())}))
 def test_on_target(qemu, core, flags):
     """Every path on its core in QEMU: portable (M0+, M3), SMLAxB (M4, M7, M33), MVE (M55), compact."""
     cases = tile_cases()

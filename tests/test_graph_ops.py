@@ -71,7 +71,7 @@ def test_pad_concat_quantize_mean_graph_matches_tflm_and_c(tmp_path, rng, gcc):
     assert "void branchy_run(const float *in, float *out);" in header
 
 
-@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("dtype", [pytest.param("float32", marks=pytest.mark.slow), "int8"])   # int8 requantizes
 def test_calibrated_float_graph_with_requantizing_concat(rng, gcc, dtype):
     """Two branches of very different ranges: the int8 concat requantizes one of them."""
     from darbgen.ir import Graph, Node, Tensor

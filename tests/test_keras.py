@@ -166,6 +166,7 @@ def test_conv1d_global_average_pool(rng, gcc):
     check(model, rng.standard_normal((4, 12, 2)), gcc, lambda x: x.transpose(0, 2, 1).reshape(len(x), -1))
 
 
+@pytest.mark.slow          # test_streaming_matches_keras_step_by_step runs the same stacked LSTM against Keras
 def test_lstm_over_120_steps_stacked(rng, gcc):
     model = randomize(keras.Sequential([keras.Input((120, 3)), layers.LSTM(6, return_sequences=True),
                                         layers.LSTM(5), layers.Dense(2)]), seed=1)
@@ -197,6 +198,7 @@ def test_save_and_load_a_keras_file(tmp_path, rng, gcc):
 
 # ----------------------------------------------------------------------------- int8 through darbgen build
 
+@pytest.mark.slow          # a framework round trip with training; the importer tests above are the fast ones
 def test_digits_int8_build_agrees_with_keras(gcc):
     from sklearn.datasets import load_digits
 
@@ -340,6 +342,7 @@ def test_other_refusals_are_clear(case):
         model_from_keras(model)
 
 
+@pytest.mark.slow          # starts Keras on PyTorch in a new process (20 s)
 def test_keras_on_the_torch_backend_goes_to_the_keras_importer():
     """On Keras' torch backend a keras.Model is also a torch.nn.Module; load()
     must still read it as a Keras model."""

@@ -39,8 +39,9 @@ from keras import layers  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def fresh_names():
-    """Keras numbers its default layer names per session: start each test from conv2d, dense, ..."""
-    keras.backend.clear_session()
+    """Keras numbers its default layer names per session: start each test from conv2d, dense, ...
+    (free_memory=False: the names are reset all the same, without a garbage collection per test)"""
+    keras.backend.clear_session(free_memory=False)
 
 
 def close(got, want, rel=1e-4):
@@ -164,6 +165,7 @@ def test_ad01_autoencoder(rng):
     close(run_graph(graph, frames), run_keras(model, frames))
 
 
+@pytest.mark.slow          # test_graph.test_float_models_match_litert reads the same file in the default run
 def test_resnet8(rng):
     path = f"{MLPERF}/pretrainedResnet.h5"
     model = keras.saving.load_model(path, compile=False)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import darbgen
+from conftest import slow_except
 import naive_nn
 from darbgen.build import build
 from darbgen.codegen import KERNELS, generate
@@ -121,7 +122,7 @@ def cnn1d(rng):
         Dense("o", rng.standard_normal((4, 6 * 3)).astype(np.float32), activation="sigmoid")])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", slow_except(DTYPES, {"int8"}))     # test_cnn_sanitized runs every dtype
 def test_every_layer_kind_in_c_matches_the_reference(rng, gcc, dtype):
     for make, cin in ((cnn, 2 * 8 * 7), (cnn1d, 75)):
         model = make(rng)
@@ -143,7 +144,8 @@ def test_cnn_sanitized(rng, gcc):
         assert verify(module, cc=gcc, sanitize=True, n_random=4).ok
 
 
-def test_npz_cnn_with_batchnorm_builds(tmp_path, rng, gcc):
+@pytest.mark.parametrize("dtype", slow_except(DTYPES, {"int8"}))
+def test_npz_cnn_with_batchnorm_builds(tmp_path, rng, gcc, dtype):
     spec = {"format": "darbgen-npz", "version": 1, "name": "tiny_cnn", "input_shape": [1, 8, 8], "layers": [
         {"name": "conv1", "kind": "conv2d", "padding": "same"},
         {"name": "bn1", "kind": "batchnorm", "activation": "relu", "eps": 1e-3},
@@ -162,12 +164,11 @@ def test_npz_cnn_with_batchnorm_builds(tmp_path, rng, gcc):
               "test.x": rng.random((50, 64)).astype(np.float32), "test.y": rng.integers(0, 3, 50)}
     path = tmp_path / "cnn.npz"
     np.savez(path, **arrays)
-    for dtype in DTYPES:
-        r = build(path, ratio=2, dtype=dtype)
-        assert r.ok
-        kinds = [layer["kind"] for layer in r.report["layers"]]
-        assert kinds == ["conv", "maxpool", "conv", "avgpool", "dense", "softmax"]
-        assert r.report["accuracy"]["c_agrees_with_pruned"] >= 0.9
+    r = build(path, ratio=2, dtype=dtype)
+    assert r.ok
+    kinds = [layer["kind"] for layer in r.report["layers"]]
+    assert kinds == ["conv", "maxpool", "conv", "avgpool", "dense", "softmax"]
+    assert r.report["accuracy"]["c_agrees_with_pruned"] >= 0.9
 
 
 def test_depthwise_convolution_forward_and_c(rng, gcc):
@@ -194,16 +195,18 @@ def test_depthwise_convolution_forward_and_c(rng, gcc):
         Model("m", (4, 5, 5), [dw])
 
 
-@settings(max_examples=int(__import__("os").environ.get("DARBGEN_C_EXAMPLES", 40)) // 2, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), o=st.integers(1, 6), kh=st.integers(1, 4),
-       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
-       padding=st.one_of(st.sampled_from(["valid", "same"]), st.tuples(*[st.integers(0, 3)] * 4)),
-       pool=st.sampled_from(["max", "avg", None]), ratio=st.floats(1.2, 6), dtype=st.sampled_from(DTYPES),
-       kernel=st.sampled_from(KERNELS), act=st.sampled_from(["none", "relu", "relu6", "sigmoid", "tanh"]),
-       seed=st.integers(0, 2 ** 31))
-def test_random_convolutions_in_c_match_the_reference(gcc, c, h, w, o, kh, kw, sh, sw, dh, dw, padding, pool,
-                                                       ratio, dtype, kernel, act, seed):
+C_EXAMPLES = int(__import__("os").environ.get("DARBGEN_C_EXAMPLES", 40))
+CONV_DRAWS = dict(
+    c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), o=st.integers(1, 6), kh=st.integers(1, 4),
+    kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+    padding=st.one_of(st.sampled_from(["valid", "same"]), st.tuples(*[st.integers(0, 3)] * 4)),
+    pool=st.sampled_from(["max", "avg", None]), ratio=st.floats(1.2, 6), dtype=st.sampled_from(DTYPES),
+    kernel=st.sampled_from(KERNELS), act=st.sampled_from(["none", "relu", "relu6", "sigmoid", "tanh"]),
+    seed=st.integers(0, 2 ** 31))
+
+
+def random_convolution_in_c_matches_the_reference(gcc, c, h, w, o, kh, kw, sh, sw, dh, dw, padding, pool,
+                                                  ratio, dtype, kernel, act, seed):
     rng = np.random.default_rng(seed)
     conv = Conv2D("c", rng.standard_normal((o, c, kh, kw)), rng.standard_normal(o), (sh, sw), padding, (dh, dw),
                   activation=act)
@@ -220,6 +223,17 @@ def test_random_convolutions_in_c_match_the_reference(gcc, c, h, w, o, kh, kw, s
     module = generate(model, dtype=dtype, kernel=kernel, calib=rng.standard_normal((8, c * h * w)))
     result = verify(module, cc=gcc, n_random=4, seed=seed % 1000)
     assert result.ok, (shape, result.describe())
+
+
+# a few draws by default (each compiles C); the full run draws DARBGEN_C_EXAMPLES // 2
+test_random_convolutions_in_c_match_the_reference = settings(
+    max_examples=max(1, C_EXAMPLES // 8), deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(
+    given(**CONV_DRAWS)(random_convolution_in_c_matches_the_reference))
+test_random_convolutions_in_c_match_the_reference_full = pytest.mark.slow(settings(
+    max_examples=C_EXAMPLES // 2, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(
+    given(**CONV_DRAWS)(random_convolution_in_c_matches_the_reference)))
 
 
 def test_review_findings_on_layers(rng):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import slow_except
 from darbgen.codegen.cformat import c_initializer
 from darbgen.qmath import requantize_s8
 from darbgen.resources import runtime_c_dir
@@ -375,11 +376,13 @@ def test_host_sanitized(gcc):
         check(cases, outs, f"host {' '.join(flags)}")
 
 
-@pytest.mark.parametrize("core, flags", [("cortex-m0plus", ()), ("cortex-m3", ()), ("cortex-m4", ()), ("cortex-m55", ()),
-                                         ("cortex-m7", ()), ("cortex-m33", ()),
-                                         ("cortex-m4", ("-DDARB_MM_PACK_COLS=0",)),
-                                         ("cortex-m4", ("-DDARB_MM_PACK_COLS=128",)),
-                                         ("cortex-m4", ("-DDARB_COMPACT",)), ("cortex-m55", ("-DDARB_COMPACT",))])
+# by default one core of each path (portable, SMLAD, MVE; compact: test_host_sanitized); every one in the full run
+@pytest.mark.parametrize("core, flags", slow_except([("cortex-m0plus", ()), ("cortex-m3", ()), ("cortex-m4", ()),
+                                                     ("cortex-m55", ()), ("cortex-m7", ()), ("cortex-m33", ()),
+                                                     ("cortex-m4", ("-DDARB_MM_PACK_COLS=0",)),
+                                                     ("cortex-m4", ("-DDARB_MM_PACK_COLS=128",)),
+                                                     ("cortex-m4", ("-DDARB_COMPACT",)),
+                                                     ("cortex-m55", ("-DDARB_COMPACT",))], {("cortex-m0plus", ()), ("cortex-m4", ()), ("cortex-m55", ())}))
 def test_on_target(qemu, core, flags):
     """Every path on its core in QEMU: portable C (M0+, M3), SMLAD 2x2 (M4, M7, M33; weights widened or not), MVE
     (M55), compact."""

@@ -280,6 +280,7 @@ def test_qdq_weights_are_dequantized(rng):
 
 # ----------------------------------------------------------------------------- int8 through darbgen build
 
+@pytest.mark.slow          # a framework round trip with training; the importer tests above are the fast ones
 def test_digits_int8_build_agrees_with_onnxruntime(tmp_path, gcc):
     from sklearn.datasets import load_digits
 

@@ -67,6 +67,7 @@ def test_search_on_a_float_graph_stays_within_budget(rng, budget):
         assert found.results                                       # something pays within 15 points
 
 
+@pytest.mark.slow          # the search on a real model; test_search_on_a_float_graph_stays_within_budget is the fast one
 def test_search_regression_on_the_ad_autoencoder():
     need_mlperf()
     g = load(str(MLPERF / "ad01_int8.tflite"), False).model
@@ -86,6 +87,7 @@ def test_search_regression_on_the_ad_autoencoder():
     assert rep["cost_chosen"] < 0.8 * rep["cost_unpruned"]
 
 
+@pytest.mark.slow          # build --max-drop end to end on a real model (a minute)
 def test_build_with_a_budget(gcc, monkeypatch):
     need_mlperf()
     import darbgen.search

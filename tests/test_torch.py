@@ -245,6 +245,7 @@ def test_recurrent_without_bias_and_whole_sequence(rng, gcc):
 
 # ----------------------------------------------------------------------------- int8 through darbgen build
 
+@pytest.mark.slow          # a framework round trip with training; the importer tests above are the fast ones
 def test_digits_int8_build_agrees_with_torch():
     from sklearn.datasets import load_digits
 

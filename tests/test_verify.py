@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import darbgen
+from conftest import slow_except
 import naive
 from darbgen.codegen import KERNELS, generate
 from darbgen.errors import DarbgenError
@@ -45,7 +46,7 @@ def test_every_kernel_dtype_and_activation_matches_the_reference(rng, gcc, dtype
             assert check.max_rel_f64 <= 1e-5
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", slow_except(DTYPES, {"int8"}))
 def test_rows_of_every_block_size_from_1_to_128(rng, gcc, dtype):
     """128 rows with block sizes 1, 2, ..., 128 over 300 columns (a multiple of
     almost none of them): every offset width 0..7 bits, short last blocks."""
@@ -80,6 +81,8 @@ def test_a_wrong_output_is_caught(rng, gcc):
         assert not quiet.ok and quiet.layers[0].mismatches > 0
 
 
+# slow: test_layers.test_cnn_sanitized (every dtype) and test_cortex_m's packed offset widths run the sanitizers
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sanitizers_run_clean(rng, gcc, dtype):
     layers = layer_set(rng)
@@ -114,12 +117,13 @@ def test_user_inputs_are_checked(rng, gcc):
 METHODS = {"darb": {}, "bmwm": {}, "irregular": {}, "nm": {}, "bank_balanced": {}, "block": {"tile": (2, 2)}}
 
 
-@settings(max_examples=int(__import__("os").environ.get("DARBGEN_C_EXAMPLES", 40)), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(1, 300), cols=st.integers(1, 300), ratio=st.floats(1.5, 24),
-       method=st.sampled_from(sorted(METHODS)), dtype=st.sampled_from(DTYPES),
-       kernel=st.sampled_from(KERNELS), act=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2 ** 31))
-def test_random_layers_match_the_reference(gcc, rows, cols, ratio, method, dtype, kernel, act, seed):
+C_EXAMPLES = int(__import__("os").environ.get("DARBGEN_C_EXAMPLES", 40))
+LAYER_DRAWS = dict(rows=st.integers(1, 300), cols=st.integers(1, 300), ratio=st.floats(1.5, 24),
+                   method=st.sampled_from(sorted(METHODS)), dtype=st.sampled_from(DTYPES),
+                   kernel=st.sampled_from(KERNELS), act=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2 ** 31))
+
+
+def random_layer_matches_the_reference(gcc, rows, cols, ratio, method, dtype, kernel, act, seed):
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((rows, cols)) * np.exp(rng.standard_normal((rows, 1)))).astype(np.float32)
     try:
@@ -132,6 +136,17 @@ def test_random_layers_match_the_reference(gcc, rows, cols, ratio, method, dtype
     m = generate([layer], dtype=dtype, kernel=kernel, calib=rng.standard_normal((16, cols)))
     result = verify(m, cc=gcc, n_random=8, seed=seed % 1000)
     assert result.ok, result.describe()
+
+
+# a few draws by default (each compiles C); the full run draws DARBGEN_C_EXAMPLES
+test_random_layers_match_the_reference = settings(
+    max_examples=max(1, C_EXAMPLES // 4), deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(
+    given(**LAYER_DRAWS)(random_layer_matches_the_reference))
+test_random_layers_match_the_reference_full = pytest.mark.slow(settings(
+    max_examples=C_EXAMPLES, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(
+    given(**LAYER_DRAWS)(random_layer_matches_the_reference)))
 
 
 def test_a_callers_numpy_error_state_does_not_break_the_reference(rng, gcc):
