@@ -147,7 +147,8 @@ def _parser():
     bu.add_argument("--val", nargs=2, metavar=("X.npy", "Y.npy"), help="with --max-drop: validation inputs and "
                     "labels (or regression targets) the budget is measured on; keep them apart from --eval")
     bu.add_argument("--objective", choices=("flash", "instructions"), help="with --max-drop: "
-                    "minimise the bytes of weights, index and metadata (flash, default) or the instructions per "
+                    "minimise the bytes of weights, index and metadata plus the runtime kernels' code (flash, default) or "
+                    "the instructions per "
                     "inference on --target (estimated from the kernels' measured costs)")
     _codegen_options(bu)
     bu.add_argument("--eval", nargs=2, metavar=("X.npy", "Y.npy"), help="test inputs and labels for accuracy "

@@ -73,7 +73,7 @@ def zeros_graph(graph, method="darb", layers=None, prune_options=None):
 def search_note(rep):
     """The report's line on an accuracy-budget search (:func:`darbgen.search.search_graph`'s report)."""
     pruned = {n: l for n, l in rep["layers"].items() if l["ratio"] > 1}
-    what = ", ".join(f"{n} {l['ratio']:g}x" for n, l in pruned.items()) or "nothing (every op loses too much)"
+    what = ", ".join(f"{n} {l['ratio']:g}x" for n, l in pruned.items()) or "nothing (no pruning within the budget makes the model smaller or faster)"
     saved = 1 - rep["cost_chosen"] / rep["cost_unpruned"] if rep["cost_unpruned"] else 0.0
     return (f"search within {rep['budget']:g} {rep['unit']} on the validation set: pruned {what}; "
             f"{rep['metric']} {rep['chosen']:.4g} against {rep['unpruned']:.4g} unpruned (uses {rep['loss']:.3g} of "
@@ -138,7 +138,7 @@ def build_graph(src, *, ratio=None, method="darb", scope="layer", dtype="int8", 
         from .search import search_graph
 
         found = search_graph(graph, calib=fit_calib, method=method, target=target, dtype=dtype,
-                             percentile=percentile, layers=layers, prune_options=prune_options,
+                             percentile=percentile, layers=layers, prune_options=prune_options, kernel=kernel,
                              progress=search.get("progress"),
                              **{k: v for k, v in search.items() if k != "progress"})
         pruned, results, search_report = found.graph, found.results, found.report

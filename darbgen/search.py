@@ -174,6 +174,16 @@ class _GraphEval:
             return qg.dequantize_output(y).reshape(len(self.xv), -1)
         return run_f64(candidate, self.xv, given=given).reshape(len(self.xv), -1)
 
+    def quantized(self, candidate):
+        """``candidate`` quantized as it will be built."""
+        from .graph_run import quantize_graph
+
+        if self.graph.quantized:
+            return quantize_graph(candidate, "int8")
+        if self.dtype == "float32":
+            return quantize_graph(candidate, "float32")
+        return quantize_graph(candidate, "int8", calib=self.calib, percentile=self.percentile)
+
     def final_outputs(self, candidate):
         """Real outputs of the model as it will be built (a float model quantized as it will be)."""
         from .graph_run import quantize_graph
@@ -185,6 +195,25 @@ class _GraphEval:
         else:
             qg = quantize_graph(candidate, "int8", calib=self.calib, percentile=self.percentile)
         return qg.dequantize_output(qg.run(qg.quantize_input(self.xv))).reshape(len(self.xv), -1)
+
+
+def _size_target(target):
+    from .evaluation import size_target
+
+    return size_target(target)
+
+
+def _kernel_code(qg, kernel, target, cache):
+    """Bytes of runtime kernel code (.text) the C of the quantized graph ``qg`` links, compiled for the core
+    flash is measured on (:func:`darbgen.evaluation.size_target`); ``cache``: {runtime files: bytes}."""
+    from .codegen.graph_emit import generate_graph
+    from .verify import measure
+
+    module = generate_graph(qg, kernel=kernel, prefix="search")
+    key = tuple(module.runtime_sources)
+    if key not in cache:
+        cache[key] = int(measure(module, _size_target(target))["runtime"]["code"])
+    return cache[key]
 
 
 def _knapsack(options, allowance):
@@ -223,7 +252,7 @@ def _knapsack(options, allowance):
 
 def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method="darb", target="host",
                  dtype="int8", percentile=None, layers=None, scope="layer", prune_options=None, ladder=None,
-                 variants=None, progress=None):
+                 variants=None, progress=None, kernel="packed", count_code=True):
     """The smallest (``objective="flash"``) or fastest (``"instructions"``) pruning of ``graph`` whose metric on
     the validation set ``val`` stays within ``max_drop`` of the unpruned model's (module docstring).
 
@@ -240,6 +269,11 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
         ladder, variants: the ratios and (saliency, refit) variants tried (default: :data:`LADDER`,
             :data:`VARIANTS`).
         progress: optional callable(str) told of each step.
+        kernel: the kernel the model will be built with (``darbgen build --kernel``).
+        count_code: with objective "flash", also count the runtime kernels' code the chosen model links
+            (measured with the target's compiler): pruned ops need sparse kernels beside the dense ones, which
+            can outweigh the weights saved on a small model. Choices where whole kinds of op stay dense are
+            compared too, so the result is never larger than the unpruned model by this count.
 
     Returns:
         A :class:`SearchResult`: the graph with masks (and refit values), {op: PruneResult}, and a report.
@@ -354,11 +388,35 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
             if best.loss > budget:
                 break                          # alone over the whole budget: higher ratios will not do
         options[name] = opts
+    code_cache = {}
+
+    def code_of(results):
+        return _kernel_code(ev.quantized(with_masks(graph, results)), kernel, target, code_cache)
+
+    def choose(allowance):
+        """The knapsack's pick; for flash with code counted, the best of the picks with whole kinds of op
+        kept dense (the sparse kernels they would need cost code), by weights + kernel code."""
+        if objective != "flash" or not count_code:
+            return _knapsack(options, allowance), None
+        kinds = sorted({nodes[n].kind for n in options})
+        best = None
+        for mask in range(1 << len(kinds)):
+            dense_kinds = {k for i, k in enumerate(kinds) if mask >> i & 1}
+            opts = {n: (o[:1] if nodes[n].kind in dense_kinds else o) for n, o in options.items()}
+            pick = _knapsack(opts, allowance)
+            results = {n: options[n][i].result for n, i in pick.items() if options[n][i].result is not None}
+            code = code_of(results)
+            total = sum(options[n][i].cost for n, i in pick.items()) + code
+            if best is None or (total, len(results)) < (best[0], best[1]):
+                best = (total, len(results), pick, code)
+        return best[2], best[3]
+
     # choose, build, measure; shrink the allowance while the whole model misses the budget
     allowance = budget
     tries = []
+    code_chosen = None
     for attempt in range(12):
-        pick = _knapsack(options, allowance)
+        pick, code_chosen = choose(allowance)
         chosen = {n: options[n][i] for n, i in pick.items() if options[n][i].result is not None}
         results = {n: c.result for n, c in chosen.items()}
         cand = with_masks(graph, results)
@@ -375,13 +433,22 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
         allowance = allowance * min(0.8, max(0.3, budget / loss if loss > 0 else 0.8))
     else:
         chosen, results, cand, score, loss = {}, {}, graph, final_base, 0.0
+        code_chosen = None
     dense_cost = sum(o[0].cost for o in options.values())
     total_cost = sum(options[n][0].cost if n not in chosen else chosen[n].cost for n in options)
+    code = {}
+    if objective == "flash" and count_code:
+        code = {"code_unpruned": code_of({}), "code_chosen": code_chosen if code_chosen is not None
+                else code_of(results), "code_target": _size_target(target)}
+        dense_cost += code["code_unpruned"]
+        total_cost += code["code_chosen"]
     report = {
         "metric": metric.kind, "unit": metric.unit, "budget": budget, "objective": objective, "method": method,
         "unpruned": final_base, "chosen": score, "loss": loss, "within_budget": loss <= budget,
         "cost_unpruned": dense_cost, "cost_chosen": total_cost,
-        "cost_unit": "bytes" if objective == "flash" else f"instructions (estimated, {family} core)",
+        "cost_unit": ("bytes" + (f" (weights, index, metadata and kernel code on {code['code_target']})" if code
+                               else "") if objective == "flash" else f"instructions (estimated, {family} core)"),
+        **code,
         "evaluations": ev.evaluations, "rounds": tries, "seconds": time.perf_counter() - start,
         "layers": {n: {"ratio": (chosen[n].ratio if n in chosen else 1.0),
                        "saliency": chosen[n].saliency if n in chosen else None,

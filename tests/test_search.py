@@ -52,8 +52,8 @@ def test_search_on_a_float_graph_stays_within_budget(rng, budget):
     xv = rng.standard_normal((120, 8, 6, 3))
     yv = np.argmax(run_f64(g, xv).reshape(120, -1), axis=1)       # the dense model scores 100%
     found = search_graph(g, max_drop=budget, val=(xv, yv), calib=rng.standard_normal((64, 8, 6, 3)),
-                         dtype="float32")
-    rep = found.report
+                         dtype="float32", count_code=False)     # weights alone: the toy's are too small to
+    rep = found.report                                           # pay for kernel code (next test)
     assert rep["metric"] == "accuracy" and rep["within_budget"]
     # measured independently on the graph the search returns
     assert 100.0 - _accuracy(found.graph, xv, yv) <= budget + 1e-9
@@ -65,6 +65,29 @@ def test_search_on_a_float_graph_stays_within_budget(rng, budget):
             assert layer["loss_alone"] <= budget + 1e-9
     if budget > 0:
         assert found.results                                       # something pays within 15 points
+
+
+def test_flash_objective_counts_the_kernel_code(rng, gcc):
+    """With kernel code counted (the default), the chosen model's weights plus the runtime kernels it links are
+    never more than the unpruned model's; the code figures are those of the two models as built. The toy's
+    weights (a few hundred bytes) cannot pay for sparse kernels, so it stays dense."""
+    from darbgen.codegen.graph_emit import generate_graph
+    from darbgen.evaluation import size_target
+    from darbgen.verify import measure
+
+    g = toy_graph(rng)
+    xv = rng.standard_normal((120, 8, 6, 3))
+    yv = np.argmax(run_f64(g, xv).reshape(120, -1), axis=1)
+    found = search_graph(g, max_drop=15.0, val=(xv, yv), calib=rng.standard_normal((64, 8, 6, 3)),
+                         dtype="float32")
+    rep = found.report
+    assert rep["cost_chosen"] <= rep["cost_unpruned"] and rep["code_target"] == size_target("host")
+
+    def code(graph):
+        module = generate_graph(quantize_graph(graph, "float32"), kernel="packed", prefix="m")
+        return measure(module, size_target("host"))["runtime"]["code"]
+    assert rep["code_unpruned"] == code(g) > 0 and rep["code_chosen"] == code(found.graph)
+    assert not found.results and rep["cost_chosen"] == rep["cost_unpruned"]
 
 
 @pytest.mark.slow          # the search on a real model; test_search_on_a_float_graph_stays_within_budget is the fast one
