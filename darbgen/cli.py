@@ -493,7 +493,6 @@ def _load_npy(path, what):
 def cmd_build(args):
     """`darbgen build`: the whole pipeline, then the report."""
     from .build import build
-    from .report import to_json
 
     inputs = [args.model, args.calib] + list(args.eval or ()) + list(args.val or ())
     check_out_dir(args.out, args.force, "--force", inputs=inputs)

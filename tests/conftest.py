@@ -87,3 +87,20 @@ def qemu():
     need_tool("arm-none-eabi-gcc")
     need_tool("qemu-system-arm")
     return "qemu-system-arm"
+
+
+def cli_error_line(argv, capsys):
+    """Run the CLI in-process on ``argv`` and return its error line, asserting what every hostile-input table
+    (tests/test_hostile_*.py) requires: exit status 2, exactly one line on stderr, starting with
+    "darbgen: error: ", and no traceback anywhere."""
+    from darbgen.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("darbgen: error: "), err
+    assert "Traceback" not in err + out
+    return lines[0]
