@@ -74,7 +74,7 @@ def load(source, allow_pickle=False):
     if os.path.exists(path):
         from .npzio import check_readable
 
-        check_readable(path, "model file")      # a pipe or device would block, or never end
+        check_readable(path, "the model file")      # a pipe or device would block, or never end
     if ext == ".npz":
         from .importers.npz import model_from_npz
         from .npzio import load_npz

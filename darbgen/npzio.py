@@ -114,13 +114,7 @@ def load_npz(path):
     (1 GiB, or ``DARBGEN_MAX_NPZ_BYTES``) is refused, so a forged header or a
     zip bomb cannot exhaust memory. numpy then reads no more than each header
     declares."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DarbgenError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise DarbgenError(f"{path}: is a directory, expected an .npz file")
-    if not os.path.isfile(path):
-        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket); give the .npz file itself")
+    path = check_readable(path, "an .npz file")
     ext = os.path.splitext(path)[1].lower()
     if ext in MODEL_FILES:
         raise DarbgenError(f"{path}: a {MODEL_FILES[ext]} model, not an .npz of weight arrays; prune, quantize and "
@@ -332,15 +326,19 @@ def check_writable(path, force, inputs=()):
         raise DarbgenError(f"{path}: already exists; pass --force to replace it")
 
 
-def check_readable(path, what="file"):
-    """A regular file that exists, or a DarbgenError (a pipe or device would block or never end)."""
+def check_readable(path, kind="a file", what=None):
+    """``path`` if it is a regular file that exists, else a DarbgenError naming ``kind`` ("an .npz file") and
+    ``what`` (the option it came from, if any). A pipe or a device is refused: reading it would block, or never
+    end."""
     path = os.fspath(path)
+    tail = f" ({what})" if what else ""
     if not os.path.exists(path):
-        raise DarbgenError(f"{path}: no such file ({what})" if what != "file" else f"{path}: no such file")
+        raise DarbgenError(f"{path}: no such file{tail}")
     if os.path.isdir(path):
-        raise DarbgenError(f"{path}: is a directory, expected a {what}")
+        raise DarbgenError(f"{path}: is a directory, expected {kind}{tail}")
     if not os.path.isfile(path):
-        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket); give the {what} itself")
+        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket{'; ' + what if what else ''}); "
+                           f"give {kind} itself")
     return path
 
 
@@ -376,14 +374,7 @@ def load_npy(path, what="array"):
     """One .npy array (``what`` names it in errors: "--eval inputs", say), read
     with ``allow_pickle=False`` after its header's declared size is checked
     against :func:`max_npz_bytes`, or a one-line DarbgenError saying why not."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DarbgenError(f"{path}: no such file ({what})")
-    if os.path.isdir(path):
-        raise DarbgenError(f"{path}: is a directory, expected an .npy array ({what})")
-    if not os.path.isfile(path):
-        raise DarbgenError(f"{path}: is not a regular file (a pipe, device or socket; {what}); give the .npy "
-                           f"file itself")
+    path = check_readable(path, "an .npy array", what)
     try:
         with open(path, "rb") as fh:
             if zipfile.is_zipfile(fh):
