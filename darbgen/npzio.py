@@ -32,6 +32,8 @@ MODEL_FILES = {".tflite": "TensorFlow Lite", ".h5": "Keras 2", ".hdf5": "Keras 2
 
 #: arrays an .npz may hold in total unless DARBGEN_MAX_NPZ_BYTES says otherwise (docs/npz.md)
 DEFAULT_MAX_NPZ_BYTES = 1 << 30
+#: arrays an .npz may hold: a model has one or two per layer; each member's header is read before any data
+MAX_NPZ_MEMBERS = 10_000
 MAX_NPZ_ENV = "DARBGEN_MAX_NPZ_BYTES"
 _NPY_MAGIC = b"\x93NUMPY"
 _UNITS = {"": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
@@ -61,8 +63,12 @@ def max_npz_bytes():
 def _member_arrays(path, zf):
     """[(array name, shape, dtype, bytes)] of every member of an .npz, from the
     .npy headers alone (nothing is decompressed beyond them)."""
+    members = zf.infolist()
+    if len(members) > MAX_NPZ_MEMBERS:
+        raise DarbgenError(f"{path}: holds {len(members):,} members, more than the {MAX_NPZ_MEMBERS:,} arrays an .npz "
+                           f"darbgen reads may hold (a model has one or two per layer); is it the right file?")
     found = []
-    for info in zf.infolist():
+    for info in members:
         if info.is_dir():
             continue
         if not info.filename.endswith(".npy"):

@@ -144,6 +144,16 @@ def zip_bomb(tmp_path):
     return zipped(members_with(**{"fc1.weight__npy": big}), zipfile.ZIP_DEFLATED)(tmp_path)
 
 
+def many_members(tmp_path):
+    """10,001 tiny arrays: more members than an .npz darbgen reads may hold."""
+    path = tmp_path / "many.npz"
+    header = npy_bytes(shape=(1,), tail=b"\0" * 4)
+    with zipfile.ZipFile(path, "w") as z:
+        for k in range(10_001):
+            z.writestr(f"a{k}.npy", header)
+    return build(path, tmp_path)
+
+
 def prune_of(make):
     return lambda tmp_path: make(tmp_path, command=prune)
 
@@ -252,6 +262,7 @@ CASES = [
     Case("zip_bomb", zip_bomb,
          r"array 'fc1\.weight' declares shape \(2048, 1024\) float32 \(8 MiB; 8 MiB in all\), over the 1 MiB limit",
          {"DARBGEN_MAX_NPZ_BYTES": "1M"}),
+    Case("too_many_members", many_members, r"many\.npz: holds 10,001 members, more than the 10,000 arrays"),
     Case("bad_cap_variable", lambda tmp_path: build(npz(tmp_path, mlp_arrays()), tmp_path),
          r"DARBGEN_MAX_NPZ_BYTES='lots': expected a number of bytes", {"DARBGEN_MAX_NPZ_BYTES": "lots"}),
     Case("duplicate_member", zipped(members_with(**{"fc1.weight__npy__hash2": np.ones((8, 4), np.float32)})),
