@@ -60,6 +60,18 @@ def max_npz_bytes():
     return int(m.group(1)) * _UNITS[m.group(2).upper()]
 
 
+def _npy_header(fp):
+    """(shape, dtype, bytes) an .npy stream's header declares, read from ``fp`` without the data (a ValueError
+    when it is not an .npy header)."""
+    version = np.lib.format.read_magic(fp)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _fortran, dtype = read(fp)          # 2.0 and 3.0 differ only in the header's text encoding
+    count = 1
+    for d in shape:
+        count *= int(d)                         # Python ints: a forged shape cannot overflow
+    return tuple(shape), dtype, count * dtype.itemsize
+
+
 def _member_arrays(path, zf):
     """[(array name, shape, dtype, bytes)] of every member of an .npz, from the
     .npy headers alone (nothing is decompressed beyond them)."""
@@ -77,20 +89,13 @@ def _member_arrays(path, zf):
         name = info.filename[:-len(".npy")]
         with zf.open(info) as fp:
             try:
-                version = np.lib.format.read_magic(fp)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-                else:                    # 2.0 and 3.0 differ only in the header's text encoding
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+                shape, dtype, size = _npy_header(fp)
             except ValueError as exc:
                 raise DarbgenError(f"{path}: array {name!r} has no valid .npy header ({exc})") from None
         if dtype.hasobject:
             raise DarbgenError(f"{path}: array {name!r} holds Python objects (pickled); darbgen never unpickles. "
                                f"Save plain numeric arrays with numpy.savez")
-        count = 1
-        for d in shape:
-            count *= int(d)
-        found.append((name, tuple(shape), dtype, count * dtype.itemsize))
+        found.append((name, shape, dtype, size))
     return found
 
 
@@ -387,16 +392,13 @@ def load_npy(path, what="array"):
                 raise DarbgenError(f"{path}: is an .npz archive, expected one .npy array ({what}); save it with "
                                    f"numpy.save(path, array)")
             fh.seek(0)
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(fh)
+            shape, dtype, size = _npy_header(fh)
         if dtype.hasobject:
             raise DarbgenError(f"{path}: holds Python objects ({what}); darbgen never unpickles: save a numeric "
                                f"array")
-        size = int(np.prod([int(d) for d in shape], dtype=object)) * dtype.itemsize
         cap = max_npz_bytes()
         if size > cap:
-            raise DarbgenError(f"{path}: declares shape {tuple(shape)} {dtype} ({human_size(size)}), over the "
+            raise DarbgenError(f"{path}: declares shape {shape} {dtype} ({human_size(size)}), over the "
                                f"{human_size(cap)} limit ({what}); if the file is trusted, raise the limit with "
                                f"{MAX_NPZ_ENV}=<bytes> (e.g. 8G)")
         return np.load(path, allow_pickle=False)
