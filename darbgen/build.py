@@ -4,7 +4,6 @@ load -> prune -> quantize -> generate -> compile -> verify -> report. Each
 stage is the public function of its module; this one only strings them
 together, evaluates accuracy when given test data, and assembles the report.
 """
-import math
 import os
 import sys
 import time
@@ -282,12 +281,9 @@ def build(source, *, ratio=None, method="darb", scope="layer", dtype="int8", ker
         check_out_dir(out, force, "force=True",
                       inputs=[source] if isinstance(source, (str, os.PathLike)) else [])
     if refit_alpha is not None:
-        try:
-            ok = math.isfinite(float(refit_alpha)) and float(refit_alpha) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise DarbgenError(f"refit_alpha= must be a finite number > 0 (the ridge strength), got {refit_alpha!r}")
+        from .refit import check_alpha
+
+        check_alpha(refit_alpha, "refit_alpha=")
     if prefix is not None:
         from .codegen import c_identifier
 

@@ -20,9 +20,8 @@ import numpy as np
 
 from .errors import DarbgenError
 from .ir import Node, Quant, Tensor
-from .ops import op_kind
 from .ops.conv import weight_matrix
-from .refit import ALPHAS, CHUNK, HOLDOUT_EVERY, Gram, refit_rows
+from .refit import ALPHAS, CHUNK, HOLDOUT_EVERY, Gram, check_alpha, refit_rows
 
 INT32_MAX = (1 << 31) - 1
 
@@ -209,9 +208,8 @@ def refit_graph(graph, pruned, results, calib, *, alpha=None, report=None, holdo
     if holdout and len(x) < 2 * HOLDOUT_EVERY:
         raise DarbgenError(f"{graph.name}: a refit needs at least {2 * HOLDOUT_EVERY} calibration inputs (a "
                            f"quarter is held out to check it), got {len(x)}; pass more calibration inputs")
-    if alpha is not None and not (np.isfinite(alpha) and alpha > 0):
-        raise DarbgenError(f"{graph.name}: the refit's alpha must be a finite number > 0 (the ridge strength), "
-                           f"got {alpha!r}")
+    if alpha is not None:
+        check_alpha(alpha, f"{graph.name}: the refit's alpha")
     alphas = ALPHAS if alpha is None else (float(alpha),)
     if not holdout and alpha is None:
         from .refit import DEFAULT_ALPHA

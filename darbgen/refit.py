@@ -41,6 +41,8 @@ refit, row by row (the errors come from held-out Gram matrices, exactly).
 Calibration inputs are streamed through the model in chunks, so the Gram
 matrices, not the inputs, bound the memory.
 """
+import math
+
 import numpy as np
 
 from .errors import DarbgenError
@@ -125,8 +127,7 @@ def refit_matrix(weight, bias, mask, gram, alpha=DEFAULT_ALPHA, name="weights", 
         raise DarbgenError(f"{name}: calibration inputs have {gram.cols} columns, the weights {cols}")
     if gram.rows == 0:
         raise DarbgenError(f"{name}: no calibration inputs to refit on")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise DarbgenError(f"{name}: alpha must be a finite number > 0 (the ridge strength), got {alpha!r}")
+    check_alpha(alpha, f"{name}: alpha")
     b = np.zeros(rows) if bias is None else np.asarray(bias, np.float64)
     dense = np.hstack([w, b[:, None]])                  # (R, C+1): the outputs to imitate
     # row r: ([Xp 1]^T [Xd 1]) [w_r; b_r]; with the bias fixed it is on both sides and cancels
@@ -233,6 +234,18 @@ def _inputs_by_matrix(model, x, upto=None):
     return out
 
 
+def check_alpha(alpha, what):
+    """``alpha`` as a float when it is a valid ridge strength (finite, > 0); else a DarbgenError naming it as
+    ``what`` (the caller's argument: "alpha", "refit_alpha=", ...)."""
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise DarbgenError(f"{what} must be a finite number > 0 (the ridge strength), got {alpha!r}")
+    return value
+
+
 def _check_calib(model, x):
     from .datacheck import real_inputs
 
@@ -301,9 +314,8 @@ def refit_model(model, results, calib, *, alpha=None, sequential=True, report=No
         raise DarbgenError(f"{model.name}: a refit needs at least {2 * HOLDOUT_EVERY} calibration inputs (a "
                            f"quarter is held out to check it), got {len(x)}; pass more calibration inputs "
                            f"(calib=; --calib on the command line)")
-    if alpha is not None and not (np.isfinite(alpha) and alpha > 0):
-        raise DarbgenError(f"{model.name}: the refit's alpha must be a finite number > 0 (the ridge strength), "
-                           f"got {alpha!r}")
+    if alpha is not None:
+        check_alpha(alpha, f"{model.name}: the refit's alpha")
     alphas = ALPHAS if alpha is None else (float(alpha),)
     current = model.with_pruning(results)
     for index, layer in enumerate(model.layers):

@@ -510,11 +510,11 @@ def refit(model, results, calib, *, alpha=None, sequential=True, holdout=True, r
     :data:`darbgen.refit.DEFAULT_ALPHA`). Returns the model."""
     import copy
 
-    from .refit import ALPHAS, DEFAULT_ALPHA, HOLDOUT_EVERY, Gram, refit_matrix
+    from .refit import ALPHAS, DEFAULT_ALPHA, HOLDOUT_EVERY, Gram, check_alpha, refit_matrix
 
     torch = _torch()
-    if alpha is not None and not (np.isfinite(alpha) and alpha > 0):
-        raise DarbgenError(f"refit: alpha must be a finite number > 0 (the ridge strength), got {alpha!r}")
+    if alpha is not None:
+        check_alpha(alpha, "refit: alpha")
     alphas = (DEFAULT_ALPHA if alpha is None else alpha,) if not holdout else (ALPHAS if alpha is None else (alpha,))
     params = prunable(model)
     unknown = [n for n in results if n not in params]
