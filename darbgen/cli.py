@@ -346,6 +346,22 @@ def _prune_table(summary):
     return "\n".join([head, "", body, "", foot])
 
 
+def _no_ranges_for_float32(args, calib_feeds=None):
+    """Refuse --calib and --percentile with --dtype float32, where they would be ignored: they set int8 / int16
+    activation ranges. ``calib_feeds``: (the options --calib also feeds, whether one of them is given)."""
+    if args.dtype != "float32":
+        return
+    calib_used = calib_feeds is not None and calib_feeds[1]
+    if args.calib and not calib_used:
+        feeds = f" (and feeds {calib_feeds[0]})" if calib_feeds else ""
+        without = " without those" if calib_feeds else ""
+        raise DarbgenError(f"--calib sets int8 / int16 activation ranges{feeds}; float32{without} needs none: drop "
+                           f"it, or choose --dtype int8 or int16")
+    if args.percentile is not None:
+        raise DarbgenError("--percentile sets int8 / int16 activation ranges; float32 needs none: drop it, or "
+                           "choose --dtype int8 or int16")
+
+
 def _load_calibration(path):
     from . import npzio
 
@@ -368,9 +384,7 @@ def cmd_generate(args):
     check_out_dir(args.out, args.force, "--force", inputs=(args.input, args.calib))
     if args.sanitize and not args.verify:
         raise DarbgenError("--sanitize builds the verification with -fsanitize=address,undefined; add --verify")
-    if args.dtype == "float32" and (args.calib or args.percentile is not None):
-        raise DarbgenError(f"{'--calib' if args.calib else '--percentile'} sets int8 / int16 activation ranges; "
-                           f"float32 needs none: drop it, or choose --dtype int8 or int16")
+    _no_ranges_for_float32(args)
     arrays = npzio.load_npz(args.input)
     model_name, layers, notes = dense_layers(arrays, args.input)
     wanted = _split(args.layers)
@@ -484,12 +498,6 @@ def _generate_table(summary):
     return "\n".join([head, "", body, ""] + foot)
 
 
-def _load_npy(path, what):
-    from .npzio import load_npy
-
-    return load_npy(path, what)
-
-
 def cmd_build(args):
     """`darbgen build`: the whole pipeline, then the report."""
     from .build import build
@@ -498,20 +506,17 @@ def cmd_build(args):
     check_out_dir(args.out, args.force, "--force", inputs=inputs)
     if args.objective is not None and args.max_drop is None:
         raise DarbgenError("--objective chooses what the search under a budget minimises: give --max-drop with it")
-    if args.dtype == "float32" and args.percentile is not None:
-        raise DarbgenError("--percentile sets int8 / int16 activation ranges; float32 needs none: drop it, or "
-                           "choose --dtype int8 or int16")
-    if args.dtype == "float32" and args.calib and not (args.refit or args.saliency == "activation"
-                                                        or args.max_drop is not None):
-        raise DarbgenError("--calib sets int8 / int16 activation ranges (and feeds --refit, --saliency activation "
-                           "and --max-drop); float32 without those needs none: drop it, or choose --dtype int8")
+    _no_ranges_for_float32(args, calib_feeds=("--refit, --saliency activation and --max-drop", args.refit or
+                                              args.saliency == "activation" or args.max_drop is not None))
+    from .npzio import load_npy
+
     calib = _load_calibration(args.calib) if args.calib else None
     eval_data = None
     if args.eval:
-        eval_data = (_load_npy(args.eval[0], "--eval inputs"), _load_npy(args.eval[1], "--eval labels"))
+        eval_data = (load_npy(args.eval[0], "--eval inputs"), load_npy(args.eval[1], "--eval labels"))
     val = None
     if args.val:
-        val = (_load_npy(args.val[0], "--val inputs"), _load_npy(args.val[1], "--val labels"))
+        val = (load_npy(args.val[0], "--val inputs"), load_npy(args.val[1], "--val labels"))
     from .codegen.banner import banner_command
 
     command = banner_command(args.argv)   # no output path: the same bytes wherever written
@@ -677,8 +682,9 @@ def cmd_bench(args):
     return 2
 
 
-#: the commands, in the order --help lists them
-COMMANDS = ("prune", "generate", "build", "demo", "report", "bench")
+#: the commands and what runs them, in the order --help lists them
+COMMANDS = {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
+            "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv=None):
@@ -705,8 +711,7 @@ def _main(argv):
               file=sys.stderr)
         return 2
     try:
-        return {"prune": cmd_prune, "generate": cmd_generate, "build": cmd_build, "demo": cmd_demo,
-                "bench": cmd_bench, "report": cmd_report}[args.command](args)
+        return COMMANDS[args.command](args)
     except DarbgenError as exc:
         import re
 
