@@ -161,7 +161,7 @@ def _checked_data(src, calib, eval_data, val):
         if not isinstance(data, (tuple, list)) or len(data) != 2:
             raise DarbgenError(f"{what} data ({arg}) must be a pair (inputs, labels)")
         x = datacheck.real_inputs(data[0], shape, f"{what} inputs ({arg})")
-        kind, y = datacheck.targets(data[1], len(x), outputs, f"{what} labels ({arg})", classes)
+        _kind, y = datacheck.targets(data[1], len(x), outputs, f"{what} labels ({arg})", classes)
         return x, y
 
     eval_data = pair(eval_data, "evaluation", "eval_data")
@@ -180,11 +180,11 @@ def _checked_data(src, calib, eval_data, val):
                 reference, ref_what = data[0], what
                 break
         if reference is None and isinstance(model, Graph) and model.quantized:
-            q = model.tensors[model.inputs[0]].quant if hasattr(model, "tensors") else None
+            q = model.input.quant
             if q is not None and np.size(q.scale) == 1:
                 s, z = float(np.ravel(q.scale)[0]), float(np.ravel(q.zero_point)[0])
                 reference, ref_what = np.array([s * (-128 - z), s * (127 - z)]), \
-                    "the model's int8 input range"
+                    "the values the model's int8 input can hold"
         calib = datacheck.calibration(calib, shape, "calibration inputs (calib)", reference, ref_what)
     return calib, eval_data, val
 

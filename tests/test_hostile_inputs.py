@@ -225,3 +225,20 @@ def test_regression_targets_of_the_output_shape_are_accepted(tmp_path, gcc):
     targets = np.random.default_rng(8).random((N, 3))
     acc = build(str(path), dtype="float32", eval_data=(inputs(), targets)).report["accuracy"]
     assert acc["metric"] == "mse" and acc["c"] > 0
+
+
+def test_calibration_far_from_an_int8_models_input_range(tmp_path):
+    """An int8 .tflite model says what its inputs are: calibration (for --refit here) a million times larger
+    than its int8 input can hold is refused, naming that range."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny" / "kws_ref_model.tflite"
+    if not path.exists():
+        import warnings
+
+        warnings.warn(f"{path} is missing: the MLPerf Tiny models live in ../shared")
+        pytest.skip(f"SKIPPED LOUDLY: {path} is missing (../shared/models/mlperf_tiny)")
+    x = np.random.default_rng(9).uniform(-100, 20, (16, 49, 10, 1)) * 1e6
+    with pytest.raises(DarbgenError, match=r"calibration inputs \(calib\) span .* but the values the model's "
+                                           r"int8 input can hold span \[-123\.4, 25\.73\] .*times larger"):
+        build(str(path), ratio=2, refit=True, calib=x)
