@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DarbgenError
+from .evaluation import size_target
 
 #: the pruning ratios tried per op
 LADDER = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
@@ -197,12 +198,6 @@ class _GraphEval:
         return qg.dequantize_output(qg.run(qg.quantize_input(self.xv))).reshape(len(self.xv), -1)
 
 
-def _size_target(target):
-    from .evaluation import size_target
-
-    return size_target(target)
-
-
 def _kernel_code(qg, kernel, target, cache):
     """Bytes of runtime kernel code (.text) the C of the quantized graph ``qg`` links, compiled for the core
     flash is measured on (:func:`darbgen.evaluation.size_target`); ``cache``: {runtime files: bytes}."""
@@ -212,7 +207,7 @@ def _kernel_code(qg, kernel, target, cache):
     module = generate_graph(qg, kernel=kernel, prefix="search")
     key = tuple(module.runtime_sources)
     if key not in cache:
-        cache[key] = int(measure(module, _size_target(target))["runtime"]["code"])
+        cache[key] = int(measure(module, size_target(target))["runtime"]["code"])
     return cache[key]
 
 
@@ -439,7 +434,7 @@ def search_graph(graph, *, max_drop, val, calib=None, objective="flash", method=
     code = {}
     if objective == "flash" and count_code:
         code = {"code_unpruned": code_of({}), "code_chosen": code_chosen if code_chosen is not None
-                else code_of(results), "code_target": _size_target(target)}
+                else code_of(results), "code_target": size_target(target)}
         dense_cost += code["code_unpruned"]
         total_cost += code["code_chosen"]
     report = {
