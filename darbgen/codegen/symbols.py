@@ -54,11 +54,10 @@ def definitions(file, text):
     """Every :class:`Definition` in one C source or header ``text``."""
     text = _strip(text).replace("\\\n", " ")
     out = []
-    stack = []                   # [conditional id, branch, C reads it] per open #if
+    stack = []                   # [conditional id, branch, C reads it, is #if(n)def __cplusplus] per open #if
     counter = 0
     buf = []                     # the current top-level declaration's text
     depth = 0                    # brace depth
-    in_function = False          # the braces are a function's body
     start = ()                   # the branches the current declaration started in
 
     def branches():
@@ -89,8 +88,7 @@ def definitions(file, text):
             if word in ("if", "ifdef", "ifndef"):
                 counter += 1
                 cplusplus = rest == "__cplusplus" and word != "if"
-                stack.append([counter, 0, not (cplusplus and word == "ifdef")])
-                stack[-1].append(cplusplus)
+                stack.append([counter, 0, not (cplusplus and word == "ifdef"), cplusplus])
             elif word in ("elif", "else") and stack:
                 stack[-1][1] += 1
                 if stack[-1][3]:
@@ -105,29 +103,25 @@ def definitions(file, text):
         if not all(e[2] for e in stack):
             continue
         for ch in line + "\n":
-            if depth == 0 and not "".join(buf).strip():
-                start = branches()
             if ch == "{":
                 if depth == 0:
                     head = "".join(buf)
-                    in_function = head.rstrip().endswith(")") and "=" not in head
-                    if in_function:
+                    if head.rstrip().endswith(")") and "=" not in head:     # a function's body follows
                         finish(head, True)
                         buf = []
                 depth += 1
-                continue
-            if ch == "}":
+            elif ch == "}":
                 depth = max(depth - 1, 0)
-                if depth == 0 and in_function:
-                    in_function = False
+            elif depth:
                 continue
-            if depth:
-                continue
-            if ch == ";":
+            elif ch == ";":
                 finish("".join(buf), False)
                 buf = []
-                continue
-            buf.append(ch)
+            else:
+                if not buf and not ch.isspace():
+                    start = branches()              # a declaration starts here
+                if buf or not ch.isspace():
+                    buf.append(ch)
     return out
 
 
